@@ -1,0 +1,154 @@
+"""The operational tables of contract section 2, as data: names, columns, keys, change tracking.
+
+One description serves the demo-source writer (DDL on DuckDB and Postgres), the extract assets
+(what to read, how to merge) and the warehouse raw tables (same columns plus `loaded_at` on
+events). Types are written once per engine here so no other module spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MergeMode = Literal["insert_new", "upsert_latest", "replace_all"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    duckdb_type: str
+    postgres_type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    name: str
+    columns: tuple[Column, ...]
+    key: str
+    # insert_new: append-only rows, a re-read adds nothing; upsert_latest: rows change in place
+    # and carry `updated_at`; replace_all: small tables read whole every time.
+    merge: MergeMode
+    # Column that orders increments; re-read with EXTRACT_LOOKBACK of overlap.
+    watermark: str | None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, duck: str, pg: str | None = None, nullable: bool = True) -> Column:
+    return Column(name, duck, pg or duck, nullable)
+
+
+FULFILLMENT_PROVIDERS = SourceTable(
+    name="fulfillment_providers",
+    columns=(
+        _c("id", "varchar", "text", False),
+        _c("name", "varchar", "text", False),
+        _c("platform", "varchar", "text"),
+        _c("created_at", "timestamptz", "timestamptz", False),
+    ),
+    key="id",
+    merge="replace_all",
+    watermark=None,
+)
+
+ORDERS = SourceTable(
+    name="orders",
+    columns=(
+        _c("id", "varchar", "text", False),
+        _c("order_number", "varchar", "text", False),
+        _c("provider_id", "varchar", "text"),
+        _c("status", "varchar", "text", False),
+        _c("total", "decimal(12,2)", "numeric(12,2)", False),
+        _c("currency", "varchar", "char(3)", False),
+        _c("loyalty_projection_points", "integer", "integer", False),
+        _c("platform", "varchar", "text"),
+        _c("channel", "varchar", "text"),
+        _c("created_at", "timestamptz", "timestamptz", False),
+        _c("updated_at", "timestamptz", "timestamptz", False),
+    ),
+    key="id",
+    merge="upsert_latest",
+    watermark="updated_at",
+)
+
+ONBOARDING_JOURNEYS = SourceTable(
+    name="onboarding_journeys",
+    columns=(
+        _c("id", "varchar", "text", False),
+        _c("order_id", "varchar", "text", False),
+        _c("status", "varchar", "text", False),
+        _c("progress_pct", "smallint", "smallint", False),
+        _c("referral_risk", "varchar", "text"),
+        _c("created_at", "timestamptz", "timestamptz", False),
+        _c("updated_at", "timestamptz", "timestamptz", False),
+    ),
+    key="id",
+    merge="upsert_latest",
+    watermark="updated_at",
+)
+
+ONBOARDING_JOURNEY_EVENTS = SourceTable(
+    name="onboarding_journey_events",
+    columns=(
+        _c("id", "bigint", "bigint", False),
+        _c("journey_id", "varchar", "text", False),
+        _c("event_type", "varchar", "text", False),
+        _c("payload", "json", "jsonb", False),
+        _c("recorded_at", "timestamptz", "timestamptz", False),
+        _c("ingested_at", "timestamptz", "timestamptz", False),
+    ),
+    key="id",
+    merge="insert_new",
+    watermark="ingested_at",
+)
+
+PROVIDER_GUARDRAIL_TELEMETRY = SourceTable(
+    name="provider_guardrail_telemetry",
+    columns=(
+        _c("id", "bigint", "bigint", False),
+        _c("provider_id", "varchar", "text", False),
+        _c("experiment_slug", "varchar", "text"),
+        _c("variant_key", "varchar", "text"),
+        _c("window_start", "timestamptz", "timestamptz", False),
+        _c("window_end", "timestamptz", "timestamptz", False),
+        _c("guardrail_checks", "integer", "integer", False),
+        _c("guardrail_failures", "integer", "integer", False),
+        _c("replay_total", "integer", "integer", False),
+        _c("replay_failures", "integer", "integer", False),
+        _c("recorded_at", "timestamptz", "timestamptz", False),
+    ),
+    key="id",
+    merge="insert_new",
+    watermark="recorded_at",
+)
+
+SOURCE_TABLES: tuple[SourceTable, ...] = (
+    FULFILLMENT_PROVIDERS,
+    ORDERS,
+    ONBOARDING_JOURNEYS,
+    ONBOARDING_JOURNEY_EVENTS,
+    PROVIDER_GUARDRAIL_TELEMETRY,
+)
+SOURCE_TABLES_BY_NAME = {t.name: t for t in SOURCE_TABLES}
+
+# The warehouse copy of events also records when each row first reached the warehouse.
+LOADED_AT = _c("loaded_at", "timestamptz", "timestamptz", False)
+
+
+def raw_columns(table: SourceTable) -> tuple[Column, ...]:
+    """Columns of the warehouse raw copy of a source table."""
+    return table.columns + ((LOADED_AT,) if table.merge == "insert_new" else ())
+
+
+def create_table_sql(table: SourceTable, qualified_name: str, engine: str, raw: bool = False) -> str:
+    """`create table if not exists` for a source table (or its raw copy) on duckdb or postgres."""
+    columns = raw_columns(table) if raw else table.columns
+    lines = []
+    for col in columns:
+        col_type = col.duckdb_type if engine == "duckdb" else col.postgres_type
+        lines.append(f"  {col.name} {col_type}{'' if col.nullable else ' not null'}")
+    lines.append(f"  primary key ({table.key})")
+    return f"create table if not exists {qualified_name} (\n" + ",\n".join(lines) + "\n)"

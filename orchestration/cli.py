@@ -1,0 +1,67 @@
+"""`pricing-ops`: what people and cron run outside the Dagster UI (contract section 8).
+
+Each command group lives in `orchestration/commands/<group>.py` with a `register(subparsers)`
+function; this module only assembles them, reports failures as one line and sets the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMAND_MODULES = (
+    "orchestration.commands.pipeline",  # demo, demo-source, refresh
+    "orchestration.commands.guardrails",  # guardrails evaluate | followup
+    "orchestration.commands.export",  # export
+    "orchestration.commands.digests",  # digest slack | email, readyz
+)
+
+
+class CommandError(Exception):
+    """A failure the user can fix: printed as one line (what, where, how to fix), exit 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pricing-ops", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command group not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result = args.func(args)
+    except CommandError as exc:
+        print(f"pricing-ops {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"pricing-ops {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the person, the traceback only with --verbose
+        if args.verbose:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"pricing-ops {args.command}: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

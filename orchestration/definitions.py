@@ -1,0 +1,26 @@
+"""The one `Definitions` object: `dagster dev` (via workspace.yaml), the CLI and the tests load it.
+
+Each feature wires itself in `orchestration/<feature>.py` (assets, jobs, schedules, sensors and the
+resources only it uses); shared resources are added once here.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration import digests, export, guardrails, pipeline
+from orchestration.resources import shared_resources
+from orchestration.settings import Settings, get_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions.merge(
+        pipeline.definitions(settings),
+        guardrails.definitions(settings),
+        export.definitions(settings),
+        digests.definitions(settings),
+        dg.Definitions(resources=shared_resources(settings)),
+    )
+
+
+defs = build_definitions(get_settings())

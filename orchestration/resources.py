@@ -1,0 +1,35 @@
+"""Shared resources, built from the settings once. Secrets reach resources as `EnvVar` so the UI
+never shows them; a value with a computed default (the DuckDB path) is passed as a plain string.
+
+Feature wiring modules (`orchestration/<feature>.py`) add resources only they use; the ones here
+are used by several features and are added to the `Definitions` once, in `definitions.py`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import EnvVar
+
+from orchestration.settings import Settings
+from resources.warehouse import Warehouse
+
+
+def env_or_value(name: str, value: Any) -> Any:
+    """`EnvVar(name)` when the variable is set in the environment, else the computed value."""
+    return EnvVar(name) if os.environ.get(name) else value
+
+
+def build_warehouse(settings: Settings) -> Warehouse:
+    return Warehouse(
+        url=env_or_value("WAREHOUSE_URL", settings.warehouse_url),
+        schema_name=settings.WAREHOUSE_SCHEMA,
+    )
+
+
+def shared_resources(settings: Settings) -> dict[str, Any]:
+    """Resources several features use, keyed by the name assets and sensors ask for."""
+    return {
+        "warehouse": build_warehouse(settings),
+    }

@@ -1,0 +1,292 @@
+"""The warehouse: a DuckDB file (embedded default) or PostgreSQL (production), one interface.
+
+Everything above this module speaks SQL that both engines accept, with `:name` placeholders; this
+module translates placeholders, opens connections, bulk-loads Arrow streams and exposes the
+locations (`raw_schema`, `schema`) and the environment dbt needs to build on the same database.
+
+Sessions are pinned to UTC on both engines, but no result relies on it: the SQL above converts
+instants explicitly (`at time zone 'UTC'`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class WarehouseLocation:
+    """What a warehouse URL names, parsed once. `dsn` is secret: never log it."""
+
+    kind: str  # "duckdb" | "postgres"
+    path: Path | None = None
+    dsn: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> WarehouseLocation:
+        """`duckdb:///relative.duckdb`, `duckdb:////absolute.duckdb` or `postgresql://...`."""
+        scheme = url.split(":", 1)[0].lower()
+        if scheme == "duckdb":
+            rest = url[len("duckdb:///") :] if url.startswith("duckdb:///") else ""
+            if not rest:
+                raise ValueError(
+                    "WAREHOUSE_URL: a DuckDB URL names a file, e.g. duckdb:///.data/warehouse.duckdb "
+                    "(relative) or duckdb:////var/lib/warehouse.duckdb (absolute)"
+                )
+            return cls(kind="duckdb", path=Path(rest).expanduser().resolve())
+        if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+            dsn = "postgresql://" + url.split("://", 1)[1]
+            return cls(kind="postgres", dsn=dsn)
+        raise ValueError(
+            f"WAREHOUSE_URL: unsupported scheme {scheme!r}; use duckdb:///path.duckdb or postgresql://..."
+        )
+
+    def describe(self) -> str:
+        """A printable name of the warehouse without any secret."""
+        if self.kind == "duckdb":
+            return f"duckdb file {self.path}"
+        parts = urlsplit(self.dsn or "")
+        return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+def pg_connection_parts(dsn: str) -> dict[str, str]:
+    """host/port/user/password/dbname of a postgresql:// URL, for dbt's profile."""
+    parts = urlsplit(dsn)
+    return {
+        "host": parts.hostname or "localhost",
+        "port": str(parts.port or 5432),
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
+        "dbname": (parts.path or "/postgres").lstrip("/") or "postgres",
+    }
+
+
+class WarehouseConnection:
+    """A live connection with engine-neutral helpers. Obtain one from `Warehouse.connect()`."""
+
+    def __init__(self, kind: str, raw: Any):
+        self.kind = kind
+        self.raw = raw
+
+    # SQL -----------------------------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        repl = r"$\1" if self.kind == "duckdb" else r"%(\1)s"
+        if self.kind == "postgres":
+            sql = sql.replace("%", "%%")
+        return _PLACEHOLDER.sub(repl, sql)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        if self.kind == "duckdb":
+            self.raw.execute(self._sql(sql), dict(params) if params else None)
+        else:
+            with self.raw.cursor() as cur:
+                cur.execute(self._sql(sql) if params else sql, params)
+
+    def fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        if self.kind == "duckdb":
+            return self.raw.execute(self._sql(sql), dict(params) if params else None).fetchall()
+        with self.raw.cursor() as cur:
+            cur.execute(self._sql(sql) if params else sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def fetchone(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def fetch_dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if self.kind == "duckdb":
+            cur = self.raw.execute(self._sql(sql), dict(params) if params else None)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        with self.raw.cursor() as cur:
+            cur.execute(self._sql(sql) if params else sql, params)
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        row = self.fetchone(
+            "select count(*) from information_schema.tables where table_schema = :s and table_name = :t",
+            {"s": schema, "t": table},
+        )
+        return bool(row and row[0])
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def rollback(self) -> None:
+        self.raw.rollback()
+
+    # Bulk load -----------------------------------------------------------------------------------
+    def append_arrow(self, qualified_table: str, reader: pa.RecordBatchReader | pa.Table) -> int:
+        """Append a stream of Arrow batches to an existing table whose columns match by name.
+
+        DuckDB scans the stream directly; on Postgres it goes through binary COPY, batch by batch,
+        so memory holds one batch at a time.
+        """
+        if isinstance(reader, pa.Table):
+            reader = reader.to_reader()
+        columns = ", ".join(f'"{name}"' for name in reader.schema.names)
+        if self.kind == "duckdb":
+            self.raw.register("_arrow_in", reader)
+            try:
+                before = self.raw.execute(f"select count(*) from {qualified_table}").fetchone()[0]
+                self.raw.execute(f"insert into {qualified_table} ({columns}) select {columns} from _arrow_in")
+                return self.raw.execute(f"select count(*) from {qualified_table}").fetchone()[0] - before
+            finally:
+                self.raw.unregister("_arrow_in")
+        return _pg_copy_arrow(self.raw, qualified_table, reader)
+
+
+def _pg_copy_arrow(conn: Any, qualified_table: str, reader: pa.RecordBatchReader) -> int:
+    """COPY an Arrow stream into Postgres as CSV, one batch at a time (bounded memory).
+
+    pyarrow's CSV writer quotes empty strings and leaves nulls as empty unquoted fields, which is
+    exactly how Postgres's CSV format tells the two apart.
+    """
+    import pyarrow.csv as pacsv
+
+    names = reader.schema.names
+    columns = ", ".join(f'"{name}"' for name in names)
+    total = 0
+    with conn.cursor() as cur:
+        with cur.copy(
+            f"copy {qualified_table} ({columns}) from stdin with (format csv)"
+        ) as copy:
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(
+                    batch,
+                    sink,
+                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+                )
+                copy.write(sink.getvalue().to_pybytes())
+                total += batch.num_rows
+    return total
+
+
+
+class Warehouse(ConfigurableResource):
+    """Where raw tables, dbt models and automation state live."""
+
+    url: str = Field(description="duckdb:///path.duckdb or postgresql://... (secret: set via EnvVar)")
+    schema_name: str = Field(default="analytics", description="Marts schema (WAREHOUSE_SCHEMA)")
+
+    _location: WarehouseLocation | None = PrivateAttr(default=None)
+
+    @property
+    def location(self) -> WarehouseLocation:
+        if self._location is None:
+            self._location = WarehouseLocation.parse(self.url)
+        return self._location
+
+    @property
+    def kind(self) -> str:
+        return self.location.kind
+
+    @property
+    def schema(self) -> str:
+        return self.schema_name
+
+    @property
+    def raw_schema(self) -> str:
+        return f"{self.schema_name}_raw"
+
+    @property
+    def staging_schema(self) -> str:
+        return f"{self.schema_name}_staging"
+
+    def describe(self) -> str:
+        return self.location.describe()
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[WarehouseConnection]:
+        """A connection in UTC; commits on success, rolls back on error, always closes.
+
+        DuckDB allows one writing process per file: a busy file is retried for up to a minute
+        before failing with a message that names the file.
+        """
+        loc = self.location
+        if loc.kind == "duckdb":
+            import duckdb
+
+            assert loc.path is not None
+            loc.path.parent.mkdir(parents=True, exist_ok=True)
+            raw = _duckdb_connect_retrying(loc.path, read_only)
+            raw.execute("set TimeZone = 'UTC'")
+            raw.execute("begin transaction")
+            conn = WarehouseConnection("duckdb", raw)
+        else:
+            import psycopg
+
+            raw = psycopg.connect(loc.dsn, options="-c TimeZone=UTC", autocommit=False)
+            conn = WarehouseConnection("postgres", raw)
+        try:
+            yield conn
+            raw.commit()
+        except BaseException:
+            try:
+                raw.rollback()
+            except Exception:
+                pass
+            raise
+        finally:
+            raw.close()
+
+    def ensure_schemas(self, conn: WarehouseConnection) -> None:
+        for schema in (self.schema, self.raw_schema):
+            conn.execute(f"create schema if not exists {schema}")
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for a dbt invocation on this warehouse (contains secrets: never log it)."""
+        env = {"PRICING_OPS_WAREHOUSE_SCHEMA": self.schema_name}
+        loc = self.location
+        if loc.kind == "duckdb":
+            env["PRICING_OPS_DBT_TARGET"] = "duckdb"
+            env["PRICING_OPS_DUCKDB_PATH"] = str(loc.path)
+        else:
+            env["PRICING_OPS_DBT_TARGET"] = "postgres"
+            for key, value in pg_connection_parts(loc.dsn or "").items():
+                env[f"PRICING_OPS_PG_{key.upper()}"] = value
+        return env
+
+
+def _duckdb_connect_retrying(path: Path, read_only: bool, timeout_s: float = 60.0):
+    import duckdb
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"warehouse file {path} is locked by another process for over {timeout_s:.0f}s; "
+                    "wait for the running job to finish (one DuckDB writer at a time) or use a "
+                    "PostgreSQL WAREHOUSE_URL"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{schema}.{table}"
+
+
+def sql_list(values: Sequence[str]) -> str:
+    """A SQL list literal of identifiers-safe strings (for fixed, internal names only)."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
