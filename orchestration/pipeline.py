@@ -1,11 +1,62 @@
-"""Dagster wiring of the pipeline: extract assets, dbt assets, refresh schedule, asset checks."""
+"""Dagster wiring of the pipeline: extract assets, dbt assets, the refresh job and schedule, and
+the asset checks a data engineer looks at (marts freshness, payload rejects rate)."""
 
 from __future__ import annotations
 
-import dagster as dg
+from datetime import timedelta
 
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from assets.dbt import build_dbt_assets, dbt_project
+from assets.extract import build_extract_assets
+from assets.pipeline_checks import payload_rejects_rate_check
 from orchestration.settings import Settings
+
+MART_KEYS = [
+    dg.AssetKey(name)
+    for name in (
+        "onboarding_pricing_experiment_segments",
+        "experiment_variant_journeys",
+        "experiment_slug_summary",
+        "experiment_daily_assignments",
+        "experiment_conversion_snapshot",
+        "experiment_conversion_snapshot_history",
+        "provider_guardrail_status",
+    )
+]
+
+refresh_job = dg.define_asset_job(
+    "refresh",
+    selection=dg.AssetSelection.groups("extract", "staging", "marts"),
+    description="Extract the source into the warehouse, then dbt build every model.",
+    # One writer on the warehouse at a time (DuckDB allows one process on the file).
+    executor_def=dg.in_process_executor,
+    tags={"dagster/concurrency_key": "warehouse_writer"},
+)
 
 
 def definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions()
+    extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK)
+    dbt_models = build_dbt_assets(
+        settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES
+    )
+    freshness_checks = dg.build_last_update_freshness_checks(
+        assets=MART_KEYS, lower_bound_delta=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES)
+    )
+    return dg.Definitions(
+        assets=[extract_assets, dbt_models],
+        asset_checks=[*freshness_checks, payload_rejects_rate_check],
+        jobs=[refresh_job],
+        schedules=[
+            dg.ScheduleDefinition(
+                name="refresh_every_15_minutes",
+                job=refresh_job,
+                cron_schedule=settings.REFRESH_CRON,
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
+        ],
+        sensors=[dg.build_sensor_for_freshness_checks(freshness_checks=freshness_checks)],
+        resources={"dbt": DbtCliResource(project_dir=dbt_project)},
+    )

@@ -13,6 +13,7 @@ from typing import Any
 from dagster import EnvVar
 
 from orchestration.settings import Settings
+from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
 
 
@@ -28,8 +29,19 @@ def build_warehouse(settings: Settings) -> Warehouse:
     )
 
 
+def build_source(settings: Settings) -> SourceDatabase:
+    return SourceDatabase(
+        database_url=env_or_value("ONBOARDING_EXPORT_DATABASE_URL", None),
+        demo_path=str(settings.demo_source_path),
+        api_base_url=settings.ONBOARDING_EXPORT_API_BASE_URL,
+        api_key=env_or_value("CHECKOUT_API_KEY", None),
+        schema_name=settings.SOURCE_SCHEMA,
+    )
+
+
 def shared_resources(settings: Settings) -> dict[str, Any]:
     """Resources several features use, keyed by the name assets and sensors ask for."""
     return {
         "warehouse": build_warehouse(settings),
+        "source": build_source(settings),
     }

@@ -89,7 +89,8 @@ class WarehouseConnection:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         if self.kind == "duckdb":
-            self.raw.execute(self._sql(sql), dict(params) if params else None)
+            # DuckDB 2 keeps a pending result open until it is fetched; drain it.
+            self.raw.execute(self._sql(sql), dict(params) if params else None).fetchall()
         else:
             with self.raw.cursor() as cur:
                 cur.execute(self._sql(sql) if params else sql, params)
@@ -141,9 +142,10 @@ class WarehouseConnection:
         if self.kind == "duckdb":
             self.raw.register("_arrow_in", reader)
             try:
-                before = self.raw.execute(f"select count(*) from {qualified_table}").fetchone()[0]
-                self.raw.execute(f"insert into {qualified_table} ({columns}) select {columns} from _arrow_in")
-                return self.raw.execute(f"select count(*) from {qualified_table}").fetchone()[0] - before
+                inserted = self.raw.execute(
+                    f"insert into {qualified_table} ({columns}) select {columns} from _arrow_in"
+                ).fetchone()
+                return int(inserted[0]) if inserted else 0
             finally:
                 self.raw.unregister("_arrow_in")
         return _pg_copy_arrow(self.raw, qualified_table, reader)

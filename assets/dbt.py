@@ -1,0 +1,177 @@
+"""dbt models as Dagster assets: staging views and the marts BI reads.
+
+The `DbtProject` is built once here. Lineage starts at the extract assets: the dbt sources carry
+`meta.dagster.asset_key` = ["raw", <table>]. dbt runs against the warehouse the `Warehouse`
+resource names (its environment is passed to the dbt process), with the as-of date fixed at the
+start of the run (UTC) and the guardrail thresholds from the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from resources.warehouse import Warehouse
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+# Marts previewed in the UI (markdown table of their first rows).
+PREVIEW_ROWS = 10
+
+
+class PricingDbtTranslator(DagsterDbtTranslator):
+    """Groups by folder (staging, marts) and tags the kind of warehouse."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        fqn = node.get("fqn", [])
+        group = "marts" if "marts" in fqn else "staging" if "staging" in fqn else spec.group_name
+        return spec.replace_attributes(group_name=group, kinds={"dbt", "sql"})
+
+
+TRANSLATOR = PricingDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+class DbtBuildConfig(dg.Config):
+    as_of_date: str | None = None  # YYYY-MM-DD; default: the UTC date at the start of the run
+    full_refresh: bool = False
+
+
+@contextmanager
+def dbt_environment(warehouse: Warehouse) -> Iterator[None]:
+    """The dbt process reads its connection from the environment (secrets never on the command line)."""
+    env = warehouse.dbt_env()
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_start_date(context: dg.AssetExecutionContext) -> date:
+    """The UTC date at the start of the run (contract: the as-of date)."""
+    stats = context.instance.get_run_stats(context.run_id)
+    started = stats.start_time if stats and stats.start_time else datetime.now(UTC).timestamp()
+    return datetime.fromtimestamp(started, UTC).date()
+
+
+def dbt_vars(as_of: date, critical_guardrail_failures: int, critical_replay_failures: int) -> dict[str, Any]:
+    return {
+        "as_of_date": as_of.isoformat(),
+        "guardrail_critical_guardrail_failures": critical_guardrail_failures,
+        "guardrail_critical_replay_failures": critical_replay_failures,
+    }
+
+
+def preview_metadata(warehouse: Warehouse, relations: Mapping[dg.AssetKey, str]) -> dict[dg.AssetKey, dict]:
+    """Row count and a markdown preview of each built relation (read after dbt released the file)."""
+    out: dict[dg.AssetKey, dict] = {}
+    with warehouse.connect(read_only=True) as conn:
+        for key, relation in relations.items():
+            count = conn.fetchone(f"select count(*) from {relation}")[0]
+            rows = conn.fetch_dicts(f"select * from {relation} limit {PREVIEW_ROWS}")
+            out[key] = {
+                "dagster/row_count": dg.MetadataValue.int(int(count)),
+                "preview": dg.MetadataValue.md(markdown_table(rows)),
+            }
+    return out
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_no rows_"
+    names = list(rows[0])
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in rows:
+        cells = [("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ") for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ensure_manifest() -> Path:
+    """Parse the dbt project when its manifest is missing or older than a model, macro or yml file.
+
+    The Dagster definitions read the manifest at load; `dagster dev`, the CLI and the tests all come
+    through here, so none of them can run on a stale graph.
+    """
+    manifest = dbt_project.manifest_path
+    sources = [
+        p
+        for folder in ("models", "macros", "tests")
+        if (DBT_PROJECT_DIR / folder).exists()
+        for p in (DBT_PROJECT_DIR / folder).rglob("*")
+        if p.suffix in (".sql", ".yml", ".yaml")
+    ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
+    if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return manifest
+    DbtCliResource(project_dir=dbt_project).cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    return manifest
+
+
+def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures: int) -> dg.AssetsDefinition:
+    ensure_manifest()
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=TRANSLATOR,
+        pool="warehouse_writer",
+    )
+    def pricing_dbt_models(
+        context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
+    ):
+        as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
+        variables = dbt_vars(as_of, critical_guardrail_failures, critical_replay_failures)
+        args = ["build", "--vars", json.dumps(variables)]
+        if config.full_refresh:
+            args.append("--full-refresh")
+        context.log.info(f"dbt build on {warehouse.describe()} as of {as_of.isoformat()}")
+        with dbt_environment(warehouse):
+            events = list(dbt.cli(args, context=context).stream())
+        # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
+        relations = _relations_of(context, events)
+        extra = preview_metadata(warehouse, relations) if relations else {}
+        for event in events:
+            if isinstance(event, dg.Output) and extra.get(_key_of(context, event)):
+                yield event.with_metadata({**event.metadata, **extra[_key_of(context, event)]})
+            else:
+                yield event
+
+    return pricing_dbt_models
+
+
+def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
+    return context.asset_key_for_output(event.output_name)
+
+
+def _relations_of(context: dg.AssetExecutionContext, events: list) -> dict[dg.AssetKey, str]:
+    relations: dict[dg.AssetKey, str] = {}
+    for event in events:
+        if not isinstance(event, dg.Output):
+            continue
+        relation = event.metadata.get("dagster/relation_identifier")
+        materialization = event.metadata.get("materialization_type") or event.metadata.get(
+            "dagster_dbt/materialization_type"
+        )
+        mtype = getattr(materialization, "value", materialization)
+        if relation is not None and mtype in ("table", "incremental"):
+            rel = getattr(relation, "value", relation)
+            # "database.schema.table": the connection is already on the database.
+            relations[_key_of(context, event)] = ".".join(str(rel).split(".")[-2:])
+    return relations

@@ -1,0 +1,131 @@
+"""`pricing-ops demo`, `demo-source` and `refresh`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from orchestration.cli import CommandError
+from orchestration.settings import Settings, get_settings
+
+log = logging.getLogger("pricing_ops")
+
+MARTS = (
+    "onboarding_pricing_experiment_segments",
+    "experiment_variant_journeys",
+    "experiment_slug_summary",
+    "experiment_daily_assignments",
+    "experiment_conversion_snapshot",
+    "experiment_conversion_snapshot_history",
+    "provider_guardrail_status",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job on the embedded default: demo source, refresh, "
+                       "guardrails, export to files, digests to the outbox")
+    p.add_argument("--events", type=int, default=200_000, help="demo events when the source is written")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fresh-source", action="store_true", help="rewrite the demo source even if present")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("demo-source", help="write the demo source (DuckDB file in DATA_DIR, or Postgres at --url)")
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--url", default=None, help="postgresql://... to write into instead of the DuckDB file")
+    p.set_defaults(func=cmd_demo_source)
+
+    p = sub.add_parser("refresh", help="extract + dbt build once against the configured settings")
+    p.add_argument("--as-of-date", default=None, help="YYYY-MM-DD (default: today's UTC date)")
+    p.set_defaults(func=cmd_refresh)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_demo_source(args: argparse.Namespace) -> int:
+    from resources.demo_source import write_demo_source
+
+    settings = get_settings()
+    if args.events < 1:
+        raise CommandError("--events must be at least 1")
+    if args.url:
+        summary = write_demo_source(
+            events=args.events, seed=args.seed, postgres_url=args.url, schema=settings.SOURCE_SCHEMA,
+            progress=progress,
+        )
+    else:
+        summary = write_demo_source(
+            events=args.events, seed=args.seed, duckdb_path=settings.demo_source_path, progress=progress
+        )
+    progress(f"demo source written: {summary}")
+    return 0
+
+
+def run_job(settings: Settings, job_name: str, run_config: dict[str, Any] | None = None, tags=None):
+    """Run one job of the definitions in this process, recorded in the shared Dagster instance."""
+    from dagster import DagsterInstance
+
+    from orchestration.instance import prepare_dagster_home
+
+    prepare_dagster_home(settings)
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config=run_config or {}, instance=instance, raise_on_error=False, tags=tags or {}
+        )
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_failure and e.event_specific_data), None)
+        reason = ""
+        if failure is not None and getattr(failure.event_specific_data, "error", None) is not None:
+            reason = failure.event_specific_data.error.message.strip().splitlines()[-1]
+        raise CommandError(f"job {job_name} failed (run {result.run_id}): {reason or 'see the run logs'}")
+    return result
+
+
+def refresh_run_config(as_of_date: str | None) -> dict[str, Any]:
+    if not as_of_date:
+        return {}
+    return {"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of_date}}}}
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    result = run_job(settings, "refresh", refresh_run_config(args.as_of_date))
+    progress(f"refresh done (run {result.run_id})")
+    print_mart_counts(settings)
+    return 0
+
+
+def print_mart_counts(settings: Settings) -> None:
+    from orchestration.resources import build_warehouse
+
+    warehouse = build_warehouse(settings)
+    with warehouse.connect(read_only=True) as conn:
+        for mart in MARTS:
+            count = conn.fetchone(f"select count(*) from {warehouse.schema}.{mart}")[0]
+            progress(f"  {warehouse.schema}.{mart}: {count} rows")
+    progress(f"warehouse: {warehouse.describe()}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.fresh_source or not settings.demo_source_path.exists():
+        from resources.demo_source import write_demo_source
+
+        progress(f"writing the demo source ({args.events} events, seed {args.seed})")
+        write_demo_source(
+            events=args.events, seed=args.seed, duckdb_path=settings.demo_source_path, progress=progress
+        )
+    else:
+        progress(f"demo source present: {settings.demo_source_path} (--fresh-source to rewrite)")
+    run_job(settings, "refresh")
+    print_mart_counts(settings)
+    progress(f"demo source: {settings.demo_source_path}")
+    progress(f"Dagster home: {settings.dagster_home} (open the UI with `uv run dagster dev`)")
+    return 0
