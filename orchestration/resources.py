@@ -12,13 +12,14 @@ from typing import Any
 
 from dagster import EnvVar
 
-from orchestration.settings import Settings
+from orchestration.settings import Settings, secret
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
 
 
 def env_or_value(name: str, value: Any) -> Any:
-    """`EnvVar(name)` when the variable is set in the environment, else the computed value."""
+    """`EnvVar(name)` when the variable is set in the environment (the UI shows the name, not the
+    value), else the value the settings hold (a computed default, or one given in code by tests)."""
     return EnvVar(name) if os.environ.get(name) else value
 
 
@@ -31,10 +32,10 @@ def build_warehouse(settings: Settings) -> Warehouse:
 
 def build_source(settings: Settings) -> SourceDatabase:
     return SourceDatabase(
-        database_url=env_or_value("ONBOARDING_EXPORT_DATABASE_URL", None),
+        database_url=env_or_value("ONBOARDING_EXPORT_DATABASE_URL", secret(settings.ONBOARDING_EXPORT_DATABASE_URL)),
         demo_path=str(settings.demo_source_path),
         api_base_url=settings.ONBOARDING_EXPORT_API_BASE_URL,
-        api_key=env_or_value("CHECKOUT_API_KEY", None),
+        api_key=env_or_value("CHECKOUT_API_KEY", secret(settings.CHECKOUT_API_KEY)),
         schema_name=settings.SOURCE_SCHEMA,
     )
 

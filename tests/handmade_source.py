@@ -57,10 +57,14 @@ def write_duckdb_source(path: Path, tables: Mapping[str, Iterable[Mapping[str, A
 
 
 def add_duckdb_rows(path: Path, tables: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+    """Insert new rows; a row whose id exists replaces it (a change in place, as the app does)."""
     import duckdb
 
     with duckdb.connect(str(path)) as conn:
         for table, rows in tables.items():
+            rows = list(rows)
+            for row in rows:
+                conn.execute(f"delete from {table} where id = ?", [row["id"]])
             insert_rows("duckdb", conn, table, rows)
 
 

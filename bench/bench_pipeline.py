@@ -1,0 +1,112 @@
+"""Benchmark: the embedded default end to end — demo source of N events, extract, dbt build.
+
+    uv run python bench/bench_pipeline.py              # 1M events
+    uv run python bench/bench_pipeline.py --events 5000000
+
+Each stage runs in its own process so its peak memory (RSS, the stage's process and its children,
+e.g. the dbt subprocess) is its own. Prints events/s per stage and peak MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def stage_generate(data_dir: Path, events: int) -> dict:
+    from resources.demo_source import write_demo_source
+
+    write_demo_source(events=events, seed=7, duckdb_path=data_dir / "demo_source.duckdb", progress=lambda m: None)
+    return {}
+
+
+def stage_extract(data_dir: Path, events: int) -> dict:
+    from assets.extract import extract_table
+    from models.source_tables import SOURCE_TABLES
+    from resources.source import SourceDatabase
+    from resources.warehouse import Warehouse
+
+    source = SourceDatabase(demo_path=str(data_dir / "demo_source.duckdb"))
+    warehouse = Warehouse(url=f"duckdb:///{data_dir / 'warehouse.duckdb'}")
+    rows = {}
+    for table in SOURCE_TABLES:
+        rows[table.name] = extract_table(source, warehouse, table, timedelta(minutes=10)).rows_inserted
+    return {"rows": rows}
+
+
+def stage_dbt(data_dir: Path, events: int) -> dict:
+    from assets.dbt import DBT_PROJECT_DIR, dbt_vars
+    from resources.warehouse import Warehouse
+
+    warehouse = Warehouse(url=f"duckdb:///{data_dir / 'warehouse.duckdb'}")
+    from datetime import UTC, datetime
+
+    env = {**os.environ, **warehouse.dbt_env()}
+    variables = json.dumps(dbt_vars(datetime.now(UTC).date(), 2, 4))
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--vars", variables, "--quiet",
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(data_dir / "dbt_target")],
+        check=True, env=env,
+    )
+    return {}
+
+
+STAGES = {"generate": stage_generate, "extract": stage_extract, "dbt": stage_dbt}
+
+
+def run_stage(name: str, data_dir: Path, events: int) -> dict:
+    started = time.perf_counter()
+    extra = STAGES[name](data_dir, events)
+    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb(), **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.stage:  # child process: run one stage, report as JSON on stdout
+        print(json.dumps(run_stage(args.stage, args.data_dir, args.events)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        data_dir = Path(tmp)
+        print(f"embedded pipeline, {args.events:,} events, data in {data_dir}", flush=True)
+        results = {}
+        for name in ("generate", "extract", "dbt"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--stage", name, "--data-dir", str(data_dir), "--events", str(args.events)],
+                check=True, capture_output=True, text=True,
+            )
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[name]
+            print(f"{name:>9}: {r['seconds']:7.2f} s  {args.events / r['seconds']:>10,.0f} events/s  "
+                  f"peak {r['peak_mb']:6.0f} MB", flush=True)
+        total = results["extract"]["seconds"] + results["dbt"]["seconds"]
+        print(f"extract + dbt build: {total:.2f} s, {args.events / total:,.0f} events/s end to end; "
+              f"peak {max(results['extract']['peak_mb'], results['dbt']['peak_mb']):.0f} MB")
+        print(f"rows loaded: {results['extract']['rows']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+Every test runs with the process in a non-UTC time zone and every test database with a non-UTC
+`TimeZone`, so a result that depends on either fails here rather than in production.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["TZ"] = "America/Los_Angeles"
+time.tzset()
+# Tests build their own settings; a developer's .env or exported variables must not leak in.
+for _name in list(os.environ):
+    if _name.startswith(("ONBOARDING_EXPORT_", "SLACK_", "SMTP_", "WAREHOUSE_", "DAGSTER_POSTGRES_URL", "APP_API_", "CHECKOUT_API_KEY")):
+        os.environ.pop(_name)
+
+TESTS_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS_DIR))
+
+PG_ADMIN_DSN = os.environ.get("PRICING_OPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_DB_TIMEZONE = "Asia/Kolkata"  # +05:30: shifts dates and is not a whole hour away from UTC
+
+
+def _admin():
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+
+
+def postgres_available() -> bool:
+    try:
+        with _admin():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def make_pg_database() -> Iterator[Callable[[], str]]:
+    """Factory: a fresh Postgres database (non-UTC TimeZone) per call, dropped after the test."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"pricing_ops_test_{uuid.uuid4().hex[:12]}"
+        with _admin() as conn:
+            conn.execute(f'create database "{name}"')
+            conn.execute(f"alter database \"{name}\" set timezone to '{TEST_DB_TIMEZONE}'")
+        created.append(name)
+        base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+        return f"{base}/{name}"
+
+    yield make
+    with _admin() as conn:
+        for name in created:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def pg_url(make_pg_database) -> str:
+    return make_pg_database()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings for a test: DATA_DIR under tmp_path, no .env, overrides as keyword arguments."""
+    from orchestration.settings import Settings
+
+    def make(**overrides) -> Settings:
+        values = {"DATA_DIR": tmp_path / "data"}
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    """The dbt manifest the definitions load (parsed once per session when stale)."""
+    from assets.dbt import ensure_manifest
+
+    return ensure_manifest()

@@ -1,0 +1,162 @@
+"""The pipeline on the embedded default: the same Definitions `dagster dev` loads, materialized in
+process on a temporary DuckDB warehouse from a hand-written demo-shaped source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+import pipeline_dataset as ds
+from handmade_source import add_duckdb_rows, write_duckdb_source
+
+MARTS = [
+    "onboarding_pricing_experiment_segments",
+    "experiment_variant_journeys",
+    "experiment_slug_summary",
+    "experiment_daily_assignments",
+    "experiment_conversion_snapshot",
+    "experiment_conversion_snapshot_history",
+    "provider_guardrail_status",
+]
+# Keys that order each mart's rows so two builds compare row by row.
+MART_ORDER = {
+    "onboarding_pricing_experiment_segments": "event_id, slug",
+    "experiment_variant_journeys": "slug, variant_key",
+    "experiment_slug_summary": "slug",
+    "experiment_daily_assignments": "slug, activity_date",
+    "experiment_conversion_snapshot": "slug, order_currency",
+    "experiment_conversion_snapshot_history": "snapshot_date, slug, order_currency",
+    "provider_guardrail_status": "provider_id",
+}
+
+
+def build_and_refresh(settings, as_of: str = ds.AS_OF) -> dg.ExecuteInProcessResult:
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("refresh")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of}}}},
+        )
+    assert result.success
+    return result
+
+
+def mart_rows(warehouse_path: Path, mart: str, drop: tuple[str, ...] = ()) -> list[dict]:
+    with duckdb.connect(str(warehouse_path), read_only=True) as conn:
+        cur = conn.execute(f"select * from analytics.{mart} order by {MART_ORDER[mart]}")
+        names = [d[0] for d in cur.description]
+        return [{k: v for k, v in zip(names, row) if k not in drop} for row in cur.fetchall()]
+
+
+@pytest.fixture
+def embedded(make_settings, tmp_path, dbt_manifest):
+    settings = make_settings()
+    write_duckdb_source(settings.demo_source_path, ds.SOURCE)
+    return settings
+
+
+def test_definitions_load_as_one_connected_graph(make_settings, dbt_manifest):
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions(make_settings())
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    for table in ("onboarding_journey_events", "orders", "onboarding_journeys", "provider_guardrail_telemetry",
+                  "fulfillment_providers"):
+        assert f"raw/{table}" in keys
+    for mart in MARTS:
+        assert mart in keys
+    # Every dbt source resolves to an extract asset: no dangling upstream keys outside the graph.
+    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    for key in materializable:
+        for parent in graph.get(key).parent_keys:
+            assert parent in materializable, f"{key.to_user_string()} depends on unknown {parent.to_user_string()}"
+    # The marts descend from the extracted events.
+    ancestors = graph.upstream_key_iterator(dg.AssetKey("experiment_conversion_snapshot"))
+    assert dg.AssetKey(["raw", "onboarding_journey_events"]) in set(ancestors)
+    assert defs.resolve_job_def("refresh") is not None
+
+
+def test_marts_exact_on_hand_computed_dataset(embedded):
+    build_and_refresh(embedded)
+    wh = embedded.data_dir / "warehouse.duckdb"
+
+    variants = {(r["slug"], r["variant_key"]): (r["variant_name"], r["is_control"], r["journey_count"],
+                r["active_journeys"], r["stalled_journeys"], r["completed_journeys"])
+                for r in mart_rows(wh, "experiment_variant_journeys")}
+    assert variants == ds.VARIANT_JOURNEYS
+
+    summary = {r["slug"]: (r["journey_count"], r["variant_count"], r["exposure_count"], r["first_exposure_at"],
+               r["last_exposure_at"]) for r in mart_rows(wh, "experiment_slug_summary")}
+    assert summary == ds.SLUG_SUMMARY
+
+    daily = {(r["slug"], r["activity_date"].isoformat()): (r["exposure_count"], r["journey_count"])
+             for r in mart_rows(wh, "experiment_daily_assignments")}
+    assert daily == ds.DAILY
+
+    conversion = {(r["slug"], r["order_currency"]): (r["order_total"], r["order_count"], r["journey_count"],
+                  r["loyalty_points"], r["last_activity"]) for r in mart_rows(wh, "experiment_conversion_snapshot")}
+    assert conversion == ds.CONVERSION
+    assert all(isinstance(v[0], ds.D) for v in conversion.values())  # exact decimal, never float
+
+    history = mart_rows(wh, "experiment_conversion_snapshot_history")
+    assert {r["snapshot_date"].isoformat() for r in history} == {ds.AS_OF}
+    assert {(r["slug"], r["order_currency"]): r["order_total"] for r in history} == {
+        k: v[0] for k, v in ds.CONVERSION.items()
+    }
+
+    status = {r["provider_id"]: (r["provider_name"], r["guardrail_failures"], r["replay_failures"], r["severity"])
+              for r in mart_rows(wh, "provider_guardrail_status")}
+    assert status == ds.GUARDRAIL_STATUS
+
+    segments = mart_rows(wh, "onboarding_pricing_experiment_segments")
+    assert len(segments) == 12  # 11 spring-offer exposures + 1 winter
+    e2 = next(r for r in segments if r["event_id"] == 2)
+    assert (e2["journey_id"], e2["order_id"], e2["order_number"], e2["variant_key"], e2["variant_name"],
+            e2["is_control"], e2["surface"], e2["journey_status"], e2["order_status"], str(e2["order_total"]),
+            e2["order_currency"], e2["loyalty_projection_points"]) == (
+        "j1", "o1", "N-o1", "b", "Spring 15% off", False, "checkout", "active", "paid", "100.00", "USD", 10)
+
+    with duckdb.connect(str(wh), read_only=True) as conn:
+        rejects = set(conn.execute(
+            "select event_id, entry_index, reason from analytics_staging.pricing_experiment_payload_rejects"
+        ).fetchall())
+    assert rejects == ds.REJECTS
+
+
+def test_rerun_without_new_data_changes_nothing_and_incremental_equals_full_rebuild(embedded, make_settings, tmp_path):
+    wh = embedded.data_dir / "warehouse.duckdb"
+    build_and_refresh(embedded)
+    first = {m: mart_rows(wh, m) for m in MARTS}
+
+    build_and_refresh(embedded)  # nothing new in the source
+    assert {m: mart_rows(wh, m) for m in MARTS} == first
+
+    add_duckdb_rows(embedded.demo_source_path, ds.CHANGES)
+    build_and_refresh(embedded)
+    incremental = {m: mart_rows(wh, m, drop=("loaded_at",)) for m in MARTS}
+
+    # Full rebuild: a fresh warehouse from the same (changed) source.
+    fresh = make_settings(DATA_DIR=tmp_path / "fresh")
+    fresh.data_dir.mkdir(parents=True)
+    fresh.demo_source_path.write_bytes(embedded.demo_source_path.read_bytes())
+    build_and_refresh(fresh)
+    rebuilt = {m: mart_rows(fresh.data_dir / "warehouse.duckdb", m, drop=("loaded_at",)) for m in MARTS}
+    assert incremental == rebuilt
+
+    # And the changes landed: o3 is now booked, j3 moved to b, j5 completed, p1's latest window is ok.
+    conversion = {(r["slug"], r["order_currency"]): (r["order_total"], r["order_count"])
+                  for r in incremental["experiment_conversion_snapshot"]}
+    assert conversion[("spring-offer", "USD")] == (ds.D("220.50"), 3)  # 150.50 + 70.00
+    variants = {(r["slug"], r["variant_key"]): (r["journey_count"], r["completed_journeys"])
+                for r in incremental["experiment_variant_journeys"]}
+    assert variants[("spring-offer", "a")] == (1, 1)  # j6 only
+    assert variants[("spring-offer", "b")] == (5, 2)  # j1 j2 j3 j4 j5; j3 and now j5 completed
+    status = {r["provider_id"]: r["severity"] for r in incremental["provider_guardrail_status"]}
+    assert status == {"p1": "ok", "p2": "warning"}
