@@ -13,6 +13,7 @@ from typing import Any
 from dagster import EnvVar
 
 from orchestration.settings import Settings, secret
+from resources.slack import SlackNotifier
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
 
@@ -40,9 +41,20 @@ def build_source(settings: Settings) -> SourceDatabase:
     )
 
 
+def build_slack(settings: Settings) -> SlackNotifier:
+    return SlackNotifier(
+        bot_token=env_or_value("SLACK_BOT_TOKEN", secret(settings.SLACK_BOT_TOKEN)),
+        channel=settings.SLACK_CHANNEL,
+        api_base_url=settings.SLACK_API_BASE_URL,
+        webhook_url=env_or_value("SLACK_WEBHOOK_URL", secret(settings.SLACK_WEBHOOK_URL)),
+        outbox_dir=str(settings.outbox_dir),
+    )
+
+
 def shared_resources(settings: Settings) -> dict[str, Any]:
     """Resources several features use, keyed by the name assets and sensors ask for."""
     return {
         "warehouse": build_warehouse(settings),
         "source": build_source(settings),
+        "slack": build_slack(settings),
     }

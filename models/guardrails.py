@@ -1,0 +1,446 @@
+"""Guardrail automation rules (contract section 4), pure: what to do given what is known.
+
+Inputs are the latest window of each provider (the `provider_guardrail_status` mart), the current
+automation state of each provider and the last window automation already evaluated for it. Output
+is a plan: follow-ups to record, state changes, Slack notifications, the windows now evaluated and
+the run summary. Nothing here reads or writes anything; the guardrail asset applies the plan in one
+warehouse transaction and only then notifies.
+
+Automation acts on a window once: a window already evaluated is left alone, so evaluating the same
+window twice changes nothing and sends nothing twice, and an operator who resumes a provider whose
+latest window is still critical is not overruled until a new window says so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from models.slack_format import AlertContent, conversions_url, render_alert
+
+CRITICAL, WARNING, OK = "critical", "warning", "ok"
+SEVERITIES = (OK, WARNING, CRITICAL)
+ACTIVE, PAUSED = "active", "paused"
+AUTOMATION, OPERATOR = "automation", "operator"
+OPERATOR_ACTIONS = ("pause", "resume", "escalate", "note")
+
+AUTO_PAUSE_NOTES = "Auto pause triggered by provider automation alerts worker"
+AUTO_RESUME_NOTES = "Auto resume triggered by provider automation alerts worker: latest telemetry window is ok"
+# A warning changes nothing; its message says so in the template's action slot.
+WARNING_ACTION = "none"
+
+DEFAULT_CRITICAL_GUARDRAIL_FAILURES = 2
+DEFAULT_CRITICAL_REPLAY_FAILURES = 4
+
+# Names of automation's follow-ups are stable across retries of the same decision (same provider,
+# action and window): a crashed run re-deciding cannot add a second row, and the app API can
+# de-duplicate by id.
+_ID_NAMESPACE = uuid.UUID("6f1d3c52-7c1e-4c8e-9a55-3b8f1f0e2a10")
+
+# How many provider names the run summary spells out before "and N more".
+SUMMARY_NAMES = 20
+
+
+# Severity -------------------------------------------------------------------------------------------
+def classify_severity(
+    guardrail_failures: int,
+    replay_failures: int,
+    critical_guardrail_failures: int = DEFAULT_CRITICAL_GUARDRAIL_FAILURES,
+    critical_replay_failures: int = DEFAULT_CRITICAL_REPLAY_FAILURES,
+) -> str:
+    """`critical` above either threshold (strictly), `warning` when either count is above 0, else `ok`.
+
+    The same rule as the dbt macro that fills `provider_guardrail_status.severity`; automation
+    reads the mart's value, this one serves checks and rows that do not come through dbt.
+    """
+    if guardrail_failures > critical_guardrail_failures or replay_failures > critical_replay_failures:
+        return CRITICAL
+    if guardrail_failures > 0 or replay_failures > 0:
+        return WARNING
+    return OK
+
+
+# Records ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StatusRow:
+    """One row of the `provider_guardrail_status` mart: a provider's latest telemetry window."""
+
+    provider_id: str
+    provider_name: str | None
+    platform: str | None
+    experiment_slug: str | None
+    variant_key: str | None
+    window_start: datetime | None
+    window_end: datetime
+    guardrail_failures: int
+    replay_failures: int
+    replay_total: int
+    severity: str
+    reasons: str | None = None
+
+
+@dataclass(frozen=True)
+class AutomationState:
+    """A row of `provider_automation_state`; a provider without one is active."""
+
+    provider_id: str
+    status: str = ACTIVE
+    paused_by: str | None = None
+    updated_at: datetime | None = None
+    last_followup_id: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.status == PAUSED
+
+
+FOLLOWUP_COLUMNS = (
+    "id",
+    "provider_id",
+    "provider_name",
+    "experiment_slug",
+    "variant_key",
+    "action",
+    "status_after",
+    "severity",
+    "guardrail_failures",
+    "replay_failures",
+    "replay_total",
+    "notes",
+    "actor",
+    "conversion_cursor",
+    "conversion_link",
+    "telemetry_window_end",
+    "created_at",
+)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A row of `guardrail_followups` (contract section 3, same columns and order)."""
+
+    id: str
+    provider_id: str
+    provider_name: str | None
+    experiment_slug: str | None
+    variant_key: str | None
+    action: str
+    status_after: str
+    severity: str | None
+    guardrail_failures: int | None
+    replay_failures: int | None
+    replay_total: int | None
+    notes: str | None
+    actor: str
+    conversion_cursor: str | None
+    conversion_link: str
+    telemetry_window_end: datetime | None
+    created_at: datetime
+
+    def as_row(self) -> tuple:
+        return tuple(getattr(self, name) for name in FOLLOWUP_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A Slack message to deliver, recorded before it is sent so a failure or a crash does not lose it.
+
+    `kind` is `alert` (automation's pause), `resume`, `warning` or `operator`; a follow-up's
+    notification also carries the follow-up to POST to the app API.
+    """
+
+    id: str
+    kind: str
+    provider_id: str
+    followup_id: str | None
+    telemetry_window_end: datetime | None
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EvaluatedWindow:
+    """The latest window automation has evaluated for a provider (one row per provider)."""
+
+    provider_id: str
+    window_end: datetime
+    severity: str
+
+
+@dataclass
+class EvaluationPlan:
+    """Everything one evaluation decided; applied in one transaction, then notified."""
+
+    run_id: str
+    ran_at: datetime
+    providers_evaluated: int = 0
+    warnings: int = 0
+    criticals: int = 0
+    new_windows: int = 0
+    followups: list[FollowUp] = field(default_factory=list)
+    states: list[AutomationState] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    evaluated: list[EvaluatedWindow] = field(default_factory=list)
+    unknown_severity: list[str] = field(default_factory=list)
+
+    @property
+    def paused(self) -> list[FollowUp]:
+        return [f for f in self.followups if f.action == "pause"]
+
+    @property
+    def resumed(self) -> list[FollowUp]:
+        return [f for f in self.followups if f.action == "resume"]
+
+    @property
+    def warned(self) -> list[Notification]:
+        return [n for n in self.notifications if n.kind == "warning"]
+
+    def summary(self) -> str:
+        """The `automation_runs.summary` text: counts, then who was auto-paused and auto-resumed."""
+        return (
+            f"{self.providers_evaluated} providers evaluated ({self.new_windows} new windows): "
+            f"{self.criticals} critical, {self.warnings} warning. "
+            f"Auto-paused: {_names(self.paused)}. Auto-resumed: {_names(self.resumed)}. "
+            f"Warnings sent: {len(self.warned)}."
+        )
+
+
+def _names(followups: list[FollowUp]) -> str:
+    if not followups:
+        return "none"
+    shown = [f"{f.provider_name or f.provider_id} ({f.provider_id})" for f in followups[:SUMMARY_NAMES]]
+    more = len(followups) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def stable_id(*parts: object) -> str:
+    """A UUID named by its parts: the same decision always gets the same id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "|".join(iso_utc(p) if isinstance(p, datetime) else str(p) for p in parts)))
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with `Z` (a naive value is taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Decisions --------------------------------------------------------------------------------------------
+def plan_evaluation(
+    rows: list[StatusRow],
+    states: dict[str, AutomationState],
+    evaluated: dict[str, datetime],
+    *,
+    run_id: str,
+    ran_at: datetime,
+    app_base_url: str | None,
+) -> EvaluationPlan:
+    """Decide what automation does about each provider's latest window.
+
+    - a window at or before the last one evaluated for the provider: nothing;
+    - critical and not paused (by anyone): pause, follow-up `pause` by `automation`, alert;
+    - ok while paused by automation: resume, follow-up `resume`, resume notice;
+    - warning: one warning message, no state change;
+    - an operator's pause is never resumed here.
+    """
+    plan = EvaluationPlan(run_id=run_id, ran_at=ran_at, providers_evaluated=len(rows))
+    for row in rows:
+        if row.severity == CRITICAL:
+            plan.criticals += 1
+        elif row.severity == WARNING:
+            plan.warnings += 1
+        elif row.severity != OK:
+            plan.unknown_severity.append(row.provider_id)
+            continue
+        last = evaluated.get(row.provider_id)
+        if last is not None and row.window_end <= last:
+            continue
+        plan.new_windows += 1
+        plan.evaluated.append(EvaluatedWindow(row.provider_id, row.window_end, row.severity))
+        state = states.get(row.provider_id) or AutomationState(row.provider_id)
+        if row.severity == CRITICAL and not state.paused:
+            _act(plan, row, "pause", PAUSED, AUTO_PAUSE_NOTES, "alert", app_base_url)
+        elif row.severity == OK and state.paused and state.paused_by == AUTOMATION:
+            _act(plan, row, "resume", ACTIVE, AUTO_RESUME_NOTES, "resume", app_base_url)
+        elif row.severity == WARNING:
+            content = _content(row, "warning", WARNING_ACTION, row.reasons or "guardrail failures above 0")
+            plan.notifications.append(
+                Notification(
+                    id=stable_id("warning", row.provider_id, row.window_end),
+                    kind="warning",
+                    provider_id=row.provider_id,
+                    followup_id=None,
+                    telemetry_window_end=row.window_end,
+                    text=render_alert(content, app_base_url),
+                    created_at=ran_at,
+                )
+            )
+    return plan
+
+
+def _content(row: StatusRow, kind: str, action: str, notes: str | None) -> AlertContent:
+    return AlertContent(
+        kind=kind,
+        provider_id=row.provider_id,
+        provider_name=row.provider_name,
+        slug=row.experiment_slug,
+        guardrail_failures=row.guardrail_failures,
+        replay_failures=row.replay_failures,
+        replay_total=row.replay_total,
+        action=action,
+        notes=notes,
+        conversion_cursor=None,  # automation looks at live data
+    )
+
+
+def _act(
+    plan: EvaluationPlan, row: StatusRow, action: str, status_after: str, notes: str, kind: str, app_base_url: str | None
+) -> None:
+    followup = FollowUp(
+        id=stable_id(AUTOMATION, row.provider_id, action, row.window_end),
+        provider_id=row.provider_id,
+        provider_name=row.provider_name,
+        experiment_slug=row.experiment_slug,
+        variant_key=row.variant_key,
+        action=action,
+        status_after=status_after,
+        severity=row.severity,
+        guardrail_failures=row.guardrail_failures,
+        replay_failures=row.replay_failures,
+        replay_total=row.replay_total,
+        notes=notes,
+        actor=AUTOMATION,
+        conversion_cursor=None,
+        conversion_link=conversions_url(app_base_url, None),
+        telemetry_window_end=row.window_end,
+        created_at=plan.ran_at,
+    )
+    plan.followups.append(followup)
+    plan.states.append(
+        AutomationState(
+            provider_id=row.provider_id,
+            status=status_after,
+            paused_by=AUTOMATION if status_after == PAUSED else None,
+            updated_at=plan.ran_at,
+            last_followup_id=followup.id,
+        )
+    )
+    plan.notifications.append(
+        Notification(
+            id=stable_id("notification", followup.id),
+            kind=kind,
+            provider_id=row.provider_id,
+            followup_id=followup.id,
+            telemetry_window_end=row.window_end,
+            text=render_alert(_content(row, kind, action, notes), app_base_url),
+            created_at=plan.ran_at,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class OperatorFollowUp:
+    """What an operator records: a pause, resume, escalation or note about a provider."""
+
+    provider_id: str
+    action: str
+    actor: str
+    notes: str | None = None
+    conversion_cursor: str | None = None
+
+    def validate(self) -> None:
+        if self.action not in OPERATOR_ACTIONS:
+            raise ValueError(f"action {self.action!r} is not one of {', '.join(OPERATOR_ACTIONS)}")
+        if not self.provider_id.strip():
+            raise ValueError("provider id is empty; pass the provider's id (fulfillment_providers.id)")
+        if not self.actor.strip():
+            raise ValueError("actor is empty; pass who takes the action (e.g. an email or handle)")
+        if self.actor.strip() == AUTOMATION:
+            raise ValueError(f"actor {AUTOMATION!r} is reserved for automation; pass the operator's name")
+
+
+def plan_operator_followup(
+    request: OperatorFollowUp,
+    row: StatusRow | None,
+    provider_name: str | None,
+    state: AutomationState | None,
+    *,
+    followup_id: str,
+    now: datetime,
+    app_base_url: str | None,
+) -> tuple[FollowUp, AutomationState, Notification]:
+    """An operator's follow-up, the provider's state after it and the Slack message announcing it.
+
+    `row` is the provider's latest window when it has telemetry (its counts go into the record);
+    pause and resume change the state (`paused_by` operator), escalate and note keep it.
+    """
+    request.validate()
+    state = state or AutomationState(request.provider_id)
+    if request.action == "pause":
+        new_state = AutomationState(request.provider_id, PAUSED, OPERATOR, now, followup_id)
+    elif request.action == "resume":
+        new_state = AutomationState(request.provider_id, ACTIVE, None, now, followup_id)
+    else:
+        new_state = replace(state, updated_at=now, last_followup_id=followup_id)
+    name = (row.provider_name if row else None) or provider_name
+    followup = FollowUp(
+        id=followup_id,
+        provider_id=request.provider_id,
+        provider_name=name,
+        experiment_slug=row.experiment_slug if row else None,
+        variant_key=row.variant_key if row else None,
+        action=request.action,
+        status_after=new_state.status,
+        severity=row.severity if row else None,
+        guardrail_failures=row.guardrail_failures if row else None,
+        replay_failures=row.replay_failures if row else None,
+        replay_total=row.replay_total if row else None,
+        notes=request.notes,
+        actor=request.actor.strip(),
+        conversion_cursor=request.conversion_cursor,
+        conversion_link=conversions_url(app_base_url, request.conversion_cursor),
+        telemetry_window_end=row.window_end if row else None,
+        created_at=now,
+    )
+    content = AlertContent(
+        kind="alert",
+        provider_id=request.provider_id,
+        provider_name=name,
+        slug=followup.experiment_slug,
+        guardrail_failures=followup.guardrail_failures,
+        replay_failures=followup.replay_failures,
+        replay_total=followup.replay_total,
+        action=request.action,
+        notes=request.notes,
+        conversion_cursor=request.conversion_cursor,
+    )
+    notification = Notification(
+        id=stable_id("notification", followup_id),
+        kind="operator",
+        provider_id=request.provider_id,
+        followup_id=followup_id,
+        telemetry_window_end=followup.telemetry_window_end,
+        text=render_alert(content, app_base_url),
+        created_at=now,
+    )
+    return followup, new_state, notification
+
+
+# The app API's view of a follow-up ------------------------------------------------------------------
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def followup_payload(followup: dict[str, Any] | FollowUp) -> dict[str, Any]:
+    """The JSON body POSTed to the app: every follow-up column in camelCase, instants as ISO `Z`."""
+    values = followup if isinstance(followup, dict) else {n: getattr(followup, n) for n in FOLLOWUP_COLUMNS}
+    out: dict[str, Any] = {}
+    for name in FOLLOWUP_COLUMNS:
+        value = values.get(name)
+        out[camel_case(name)] = iso_utc(value) if isinstance(value, datetime) else value
+    return out
