@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "orchestration.commands.guardrails",  # guardrails evaluate | followup
     "orchestration.commands.export",  # export
     "orchestration.commands.digests",  # digest slack | email, readyz
+    "orchestration.commands.warehouse",  # warehouse grant-bi-reader
 )
 
 
