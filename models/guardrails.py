@@ -248,7 +248,8 @@ def plan_evaluation(
     - an operator's pause is never resumed here.
     """
     plan = EvaluationPlan(run_id=run_id, ran_at=ran_at, providers_evaluated=len(rows))
-    for row in rows:
+    # Provider order, so follow-ups, messages and the summary come out the same whatever the mart's order.
+    for row in sorted(rows, key=lambda r: r.provider_id):
         if row.severity == CRITICAL:
             plan.criticals += 1
         elif row.severity == WARNING:
