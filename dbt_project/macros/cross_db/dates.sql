@@ -1,0 +1,65 @@
+{#-
+  Dates that never depend on the session TimeZone of DuckDB or PostgreSQL, nor on the process TZ:
+  days are UTC dates of instants (contract section 3).
+-#}
+
+{# The UTC calendar date of a timestamptz. #}
+{% macro utc_date(timestamptz_expr) -%}
+  {{ return(adapter.dispatch('utc_date', 'pricing_ops')(timestamptz_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_date(timestamptz_expr) -%}
+  cast(timezone('UTC', {{ timestamptz_expr }}) as date)
+{%- endmacro %}
+
+{% macro postgres__utc_date(timestamptz_expr) -%}
+  cast(({{ timestamptz_expr }} at time zone 'UTC') as date)
+{%- endmacro %}
+
+
+{# A lateral FROM item with one row per date from start_date through end_date (both dates,
+   inclusive) as `<alias>.<column>`; no rows when end_date is before start_date. #}
+{% macro date_spine(start_date_expr, end_date_expr, alias, column) -%}
+  {{ return(adapter.dispatch('date_spine', 'pricing_ops')(start_date_expr, end_date_expr, alias, column)) }}
+{%- endmacro %}
+
+{% macro duckdb__date_spine(start_date_expr, end_date_expr, alias, column) -%}
+  {#- Plain timestamps (not timestamptz) so that no day is shifted by a session zone. -#}
+  lateral (
+    select cast(unnest(generate_series(
+      cast({{ start_date_expr }} as timestamp),
+      cast({{ end_date_expr }} as timestamp),
+      interval 1 day
+    )) as date) as {{ column }}
+  ) as {{ alias }}
+{%- endmacro %}
+
+{% macro postgres__date_spine(start_date_expr, end_date_expr, alias, column) -%}
+  lateral (
+    select cast(days.day as date) as {{ column }}
+    from generate_series(
+      cast({{ start_date_expr }} as timestamp),
+      cast({{ end_date_expr }} as timestamp),
+      interval '1 day'
+    ) as days (day)
+  ) as {{ alias }}
+{%- endmacro %}
+
+
+{# The as-of date of the run as a SQL date literal: var `as_of_date` ('YYYY-MM-DD') when set, else
+   the UTC date at the start of the run. A literal, so every model of one run agrees on it even
+   across midnight. #}
+{% macro as_of_date() -%}
+  {%- set value = var('as_of_date', none) -%}
+  {%- if value is none or (value | string | trim) == '' -%}
+    {%- set value = run_started_at.astimezone(modules.pytz.utc).strftime('%Y-%m-%d') -%}
+  {%- else -%}
+    {#- YAML turns an unquoted 2026-11-26 into a date: its string form is the same text. -#}
+    {%- set value = value | string | trim -%}
+    {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', value) -%}
+      {{ exceptions.raise_compiler_error(
+           "dbt var as_of_date must be a date 'YYYY-MM-DD' (e.g. --vars '{as_of_date: \"2026-11-26\"}'), got '" ~ value ~ "'") }}
+    {%- endif -%}
+  {%- endif -%}
+  cast('{{ value }}' as date)
+{%- endmacro %}

@@ -1,0 +1,146 @@
+{#-
+  JSON access that reads the same on DuckDB (`json`) and PostgreSQL (`jsonb`).
+  Every macro takes and returns SQL expressions; a JSON value that is absent is SQL null, a JSON
+  null is a JSON value whose json_kind is 'null'.
+-#}
+
+{# The value under `key` of a JSON object (as JSON); SQL null when absent or not an object. #}
+{% macro json_get(json_expr, key) -%}
+  {{ return(adapter.dispatch('json_get', 'pricing_ops')(json_expr, key)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_get(json_expr, key) -%}
+  json_extract({{ json_expr }}, '$."{{ key }}"')
+{%- endmacro %}
+
+{% macro postgres__json_get(json_expr, key) -%}
+  ({{ json_expr }} -> '{{ key }}')
+{%- endmacro %}
+
+
+{# The JSON kind of a value, one vocabulary on both engines:
+   'null' | 'boolean' | 'number' | 'string' | 'array' | 'object'; SQL null when absent. #}
+{% macro json_kind(json_expr) -%}
+  {{ return(adapter.dispatch('json_kind', 'pricing_ops')(json_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_kind(json_expr) -%}
+  (case json_type({{ json_expr }})
+     when 'NULL' then 'null'
+     when 'BOOLEAN' then 'boolean'
+     when 'VARCHAR' then 'string'
+     when 'ARRAY' then 'array'
+     when 'OBJECT' then 'object'
+     when 'BIGINT' then 'number'
+     when 'UBIGINT' then 'number'
+     when 'HUGEINT' then 'number'
+     when 'DOUBLE' then 'number'
+   end)
+{%- endmacro %}
+
+{% macro postgres__json_kind(json_expr) -%}
+  jsonb_typeof({{ json_expr }})
+{%- endmacro %}
+
+
+{# The text of a JSON string, unescaped (byte for byte what the producer meant); else SQL null. #}
+{% macro json_string_value(json_expr) -%}
+  {{ return(adapter.dispatch('json_string_value', 'pricing_ops')(json_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_string_value(json_expr) -%}
+  (case when json_type({{ json_expr }}) = 'VARCHAR' then json_extract_string({{ json_expr }}, '$') end)
+{%- endmacro %}
+
+{% macro postgres__json_string_value(json_expr) -%}
+  (case when jsonb_typeof({{ json_expr }}) = 'string' then {{ json_expr }} #>> '{}' end)
+{%- endmacro %}
+
+
+{# true only for JSON `true` (a string "true" is not); never null. #}
+{% macro json_is_true(json_expr) -%}
+  coalesce({{ json_kind(json_expr) }} = 'boolean' and {{ json_to_text(json_expr) }} = 'true', false)
+{%- endmacro %}
+
+
+{# A JSON value serialised as text (for people reading the rejects table). #}
+{% macro json_to_text(json_expr) -%}
+  cast({{ json_expr }} as text)
+{%- endmacro %}
+
+
+{# Parse a text as JSON; SQL null when it is not valid JSON (never an error).
+   PostgreSQL 15 has no non-throwing cast (pg_input_is_valid is 16+): it calls the session function
+   that `create_try_parse_json_function()` creates in a pre-hook of the model using this macro. #}
+{% macro try_parse_json(text_expr) -%}
+  {{ return(adapter.dispatch('try_parse_json', 'pricing_ops')(text_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__try_parse_json(text_expr) -%}
+  (case when json_valid({{ text_expr }}) then cast({{ text_expr }} as json) end)
+{%- endmacro %}
+
+{% macro postgres__try_parse_json(text_expr) -%}
+  pg_temp.pricing_ops_try_parse_jsonb({{ text_expr }})
+{%- endmacro %}
+
+
+{# Pre-hook for models that call try_parse_json. A pg_temp function lives only as long as the
+   session that builds the model, so nothing is left behind in the warehouse. No-op on DuckDB. #}
+{% macro create_try_parse_json_function() -%}
+  {{ return(adapter.dispatch('create_try_parse_json_function', 'pricing_ops')()) }}
+{%- endmacro %}
+
+{% macro default__create_try_parse_json_function() -%}
+{%- endmacro %}
+
+{% macro postgres__create_try_parse_json_function() -%}
+  create or replace function pg_temp.pricing_ops_try_parse_jsonb(value text) returns jsonb
+  language plpgsql immutable as $fn$
+  begin
+    return value::jsonb;
+  exception when others then
+    return null;
+  end
+  $fn$
+{%- endmacro %}
+
+
+{# A lateral FROM item with one row per element of a JSON array: `<alias>.entry` (JSON) and
+   `<alias>.entry_index` (bigint, 1-based, the element's position). Nothing for an empty array. #}
+{% macro json_array_entries(json_array_expr, alias) -%}
+  {{ return(adapter.dispatch('json_array_entries', 'pricing_ops')(json_array_expr, alias)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_array_entries(json_array_expr, alias) -%}
+  {#- json_each keeps JSON nulls as JSON (a cast to json[] would turn them into SQL nulls). -#}
+  lateral (
+    select
+      elements.value as entry,
+      cast(elements.key as bigint) + 1 as entry_index
+    from json_each({{ json_array_expr }}) as elements
+  ) as {{ alias }}
+{%- endmacro %}
+
+{% macro postgres__json_array_entries(json_array_expr, alias) -%}
+  lateral (
+    select
+      elements.value as entry,
+      elements.position as entry_index
+    from jsonb_array_elements({{ json_array_expr }}) with ordinality as elements (value, position)
+  ) as {{ alias }}
+{%- endmacro %}
+
+
+{# Number of elements of a JSON array. #}
+{% macro json_array_length(json_array_expr) -%}
+  {{ return(adapter.dispatch('json_array_length', 'pricing_ops')(json_array_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_array_length(json_array_expr) -%}
+  json_array_length({{ json_array_expr }})
+{%- endmacro %}
+
+{% macro postgres__json_array_length(json_array_expr) -%}
+  jsonb_array_length({{ json_array_expr }})
+{%- endmacro %}

@@ -1,0 +1,53 @@
+{#- One row per slug and UTC day, from the slug's first exposure day through the as-of date (var
+    as_of_date), zeros included. Exposures after the as-of date are left out; a late event counts
+    on the day it happened (recorded_at), not the day it arrived. -#}
+with exposure_days as (
+
+    select
+        slug,
+        journey_id,
+        {{ utc_date('recorded_at') }} as activity_date
+    from {{ ref('stg_raw__pricing_experiment_exposures') }}
+
+),
+
+slug_first_days as (
+
+    select slug, min(activity_date) as first_activity_date
+    from exposure_days
+    group by slug
+
+),
+
+spine as (
+
+    select
+        slug_first_days.slug,
+        days.activity_date
+    from slug_first_days
+    cross join {{ date_spine('slug_first_days.first_activity_date', as_of_date(), 'days', 'activity_date') }}
+
+),
+
+daily_counts as (
+
+    select
+        slug,
+        activity_date,
+        count(*) as exposure_count,
+        count(distinct journey_id) as journey_count
+    from exposure_days
+    where activity_date <= {{ as_of_date() }}
+    group by slug, activity_date
+
+)
+
+select
+    cast(spine.slug as text) as slug,
+    cast(spine.activity_date as date) as activity_date,
+    cast(coalesce(daily_counts.exposure_count, 0) as bigint) as exposure_count,
+    cast(coalesce(daily_counts.journey_count, 0) as bigint) as journey_count
+from spine
+left join daily_counts
+    on spine.slug = daily_counts.slug
+    and spine.activity_date = daily_counts.activity_date

@@ -1,0 +1,14 @@
+select
+    cast(id as text) as order_id,
+    cast(order_number as text) as order_number,
+    cast(provider_id as text) as provider_id,
+    cast(status as text) as order_status,
+    total as order_total,
+    -- char(3) on Postgres: text so both engines compare and group it the same way.
+    cast(currency as text) as order_currency,
+    loyalty_projection_points,
+    cast(platform as text) as platform,
+    cast(channel as text) as channel,
+    created_at,
+    updated_at
+from {{ source('raw', 'orders') }}
