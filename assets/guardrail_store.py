@@ -24,8 +24,10 @@ import pyarrow as pa
 
 from models.guardrails import (
     FOLLOWUP_COLUMNS,
+    SEVERITIES,
     AutomationState,
     EvaluationPlan,
+    EvaluationTotals,
     FollowUp,
     Notification,
     StatusRow,
@@ -158,32 +160,97 @@ _STATUS_COLUMNS = (
 )
 
 
-def load_status_rows(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None) -> list[StatusRow]:
-    """The `provider_guardrail_status` mart (one provider's row when `provider_id` is given)."""
+def _status_row(r: tuple) -> StatusRow:
+    return StatusRow(
+        provider_id=r[0],
+        provider_name=r[1],
+        platform=r[2],
+        experiment_slug=r[3],
+        variant_key=r[4],
+        window_start=r[5],
+        window_end=r[6],
+        guardrail_failures=int(r[7] or 0),
+        replay_failures=int(r[8] or 0),
+        replay_total=int(r[9] or 0),
+        severity=r[10],
+        reasons=r[11],
+    )
+
+
+def _require_mart(warehouse: Warehouse, conn: WarehouseConnection) -> None:
     if not conn.table_exists(warehouse.schema, STATUS_MART):
         raise LookupError(
             f"table {warehouse.schema}.{STATUS_MART} does not exist on {warehouse.describe()}; build it with "
             "`pricing-ops refresh` (or materialize provider_guardrail_status in the Dagster UI) first"
         )
+
+
+# A window is new when automation has not evaluated the provider yet or the window ends later.
+_NEW_WINDOW = "(e.window_end is null or m.window_end > e.window_end)"
+_KNOWN_SEVERITY = "m.severity in (" + ", ".join(f"'{s}'" for s in SEVERITIES) + ")"
+
+
+def load_candidates(
+    warehouse: Warehouse, conn: WarehouseConnection
+) -> tuple[list[StatusRow], dict[str, datetime], EvaluationTotals]:
+    """The latest windows that may need an action, the last window evaluated for each, and the totals.
+
+    Left out in SQL, so 10,000 providers cost little: windows already evaluated, and ok windows of
+    providers that are not paused (nothing can happen to them). The rules themselves stay in
+    `models.guardrails.plan_evaluation`, which sees every row that could matter.
+    """
+    _require_mart(warehouse, conn)
+    mart, evaluated, state = (f"{warehouse.schema}.{t}" for t in (STATUS_MART, EVALUATED, STATE))
+    totals = conn.fetchone(
+        f"""
+        select count(*),
+               coalesce(sum(case when m.severity = 'critical' then 1 else 0 end), 0),
+               coalesce(sum(case when m.severity = 'warning' then 1 else 0 end), 0),
+               coalesce(sum(case when {_NEW_WINDOW} and {_KNOWN_SEVERITY} then 1 else 0 end), 0)
+        from {mart} as m
+        left join {evaluated} as e on e.provider_id = m.provider_id
+        """
+    )
+    # window_start is not needed to decide; leaving it out halves the timestamp conversions.
+    rows = conn.fetchall(
+        f"""
+        select m.provider_id, m.provider_name, m.platform, m.experiment_slug, m.variant_key, null as window_start,
+               m.window_end, m.guardrail_failures, m.replay_failures, m.replay_total, m.severity, m.reasons,
+               e.window_end as last_evaluated
+        from {mart} as m
+        left join {evaluated} as e on e.provider_id = m.provider_id
+        left join {state} as s on s.provider_id = m.provider_id
+        where {_NEW_WINDOW} and not (m.severity = 'ok' and coalesce(s.status, 'active') <> 'paused')
+        """
+    )
+    last = {r[0]: r[12] for r in rows if r[12] is not None}
+    return [_status_row(r) for r in rows], last, EvaluationTotals(*(int(v) for v in totals))
+
+
+def mark_windows_evaluated(warehouse: Warehouse, conn: WarehouseConnection, run_id: str, ran_at: datetime) -> None:
+    """Record every provider's new latest window as evaluated (in SQL: no row goes through Python)."""
+    mart, evaluated = f"{warehouse.schema}.{STATUS_MART}", f"{warehouse.schema}.{EVALUATED}"
+    conn.execute(
+        f"""
+        insert into {evaluated} (provider_id, window_end, severity, evaluated_at, run_id)
+        select m.provider_id, m.window_end, m.severity, cast(:ran_at as timestamptz), cast(:run_id as text)
+        from {mart} as m
+        left join {evaluated} as e on e.provider_id = m.provider_id
+        where {_NEW_WINDOW} and {_KNOWN_SEVERITY}
+        on conflict (provider_id) do update set
+          window_end = excluded.window_end, severity = excluded.severity,
+          evaluated_at = excluded.evaluated_at, run_id = excluded.run_id
+        """,
+        {"ran_at": ran_at, "run_id": run_id},
+    )
+
+
+def load_status_rows(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None) -> list[StatusRow]:
+    """The `provider_guardrail_status` mart (one provider's row when `provider_id` is given)."""
+    _require_mart(warehouse, conn)
     where, params = ("", None) if provider_id is None else (" where provider_id = :p", {"p": provider_id})
     rows = conn.fetchall(f"select {_STATUS_COLUMNS} from {warehouse.schema}.{STATUS_MART}{where}", params)
-    return [
-        StatusRow(
-            provider_id=r[0],
-            provider_name=r[1],
-            platform=r[2],
-            experiment_slug=r[3],
-            variant_key=r[4],
-            window_start=r[5],
-            window_end=r[6],
-            guardrail_failures=int(r[7] or 0),
-            replay_failures=int(r[8] or 0),
-            replay_total=int(r[9] or 0),
-            severity=r[10],
-            reasons=r[11],
-        )
-        for r in rows
-    ]
+    return [_status_row(r) for r in rows]
 
 
 def load_states(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None) -> dict[str, AutomationState]:
@@ -193,10 +260,6 @@ def load_states(warehouse: Warehouse, conn: WarehouseConnection, provider_id: st
         params,
     )
     return {r[0]: AutomationState(*r) for r in rows}
-
-
-def load_evaluated(warehouse: Warehouse, conn: WarehouseConnection) -> dict[str, datetime]:
-    return dict(conn.fetchall(f"select provider_id, window_end from {warehouse.schema}.{EVALUATED}"))
 
 
 def load_provider_name(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str) -> tuple[bool, str | None]:
@@ -230,9 +293,8 @@ def _stage(conn: WarehouseConnection, name: str, table: str | tuple, rows: Seque
     """Make `rows` (in the column order of `table`, a table name or a column spec) selectable as `name`."""
     columns = TABLES[table][0] if isinstance(table, str) else table
     if conn.kind == "duckdb":
-        arrays = [
-            pa.array([row[i] for row in rows], type=_ARROW[kind]) for i, (_, kind, _) in enumerate(columns)
-        ]
+        values = list(zip(*rows))  # row tuples -> column tuples
+        arrays = [pa.array(values[i], type=_ARROW[kind]) for i, (_, kind, _) in enumerate(columns)]
         conn.raw.register(name, pa.Table.from_arrays(arrays, names=[c[0] for c in columns]))
         return name
     ddl = ", ".join(f"{col} {_T[kind][1]}" for col, kind, _ in columns)
@@ -306,13 +368,7 @@ def apply_plan(warehouse: Warehouse, conn: WarehouseConnection, plan: Evaluation
     _merge(warehouse, conn, FOLLOWUPS, [f.as_row() for f in plan.followups], update=False)
     _merge(warehouse, conn, STATE, _state_rows(plan.states), update=True)
     _merge(warehouse, conn, NOTIFICATIONS, _notification_rows(plan.notifications, plan.run_id, api_enabled), False)
-    _merge(
-        warehouse,
-        conn,
-        EVALUATED,
-        [(e.provider_id, e.window_end, e.severity, plan.ran_at, plan.run_id) for e in plan.evaluated],
-        update=True,
-    )
+    mark_windows_evaluated(warehouse, conn, plan.run_id, plan.ran_at)
     _merge(
         warehouse,
         conn,

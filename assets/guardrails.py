@@ -20,7 +20,7 @@ from assets.guardrail_store import (
     apply_plan,
     begin_exclusive,
     followup_from_prefixed,
-    load_evaluated,
+    load_candidates,
     load_provider_name,
     load_states,
     load_status_rows,
@@ -35,6 +35,7 @@ from models.guardrails import (
     OperatorFollowUp,
     followup_payload,
     iso_utc,
+    operator_noop_reason,
     plan_evaluation,
     plan_operator_followup,
 )
@@ -50,8 +51,8 @@ STATUS_MART_KEY = dg.AssetKey("provider_guardrail_status")
 # should not hold the run for every remaining message's retries).
 CONSECUTIVE_FAILURES_TO_STOP = 2
 # Delivery outcomes are written back in small batches so a crash repeats at most this many messages.
-FLUSH_EVERY = 100
-FLUSH_SECONDS = 2.0
+FLUSH_EVERY = 500
+FLUSH_SECONDS = 5.0
 
 
 # Evaluation -------------------------------------------------------------------------------------------
@@ -61,14 +62,15 @@ def evaluate_guardrails(
     """Evaluate every provider's latest window and record the outcome (one transaction); no sending."""
     with warehouse.connect() as conn:
         begin_exclusive(warehouse, conn)
-        rows = load_status_rows(warehouse, conn)
+        rows, evaluated, totals = load_candidates(warehouse, conn)
         plan = plan_evaluation(
             rows,
             load_states(warehouse, conn),
-            load_evaluated(warehouse, conn),
+            evaluated,
             run_id=run_id,
             ran_at=ran_at,
             app_base_url=app_base_url,
+            totals=totals,
         )
         apply_plan(warehouse, conn, plan, api_enabled)
     return plan
@@ -228,8 +230,11 @@ def record_operator_followup(
     app_base_url: str | None,
     api_enabled: bool,
     now: datetime | None = None,
-) -> FollowUp:
-    """Record an operator's follow-up (and the pause/resume it carries) in one transaction; no sending."""
+) -> tuple[FollowUp | None, str | None]:
+    """Record an operator's follow-up (and the pause/resume it carries) in one transaction; no sending.
+
+    Returns the follow-up, or None and the reason when it would repeat the provider's current state.
+    """
     request.validate()
     now = now or datetime.now(UTC)
     with warehouse.connect() as conn:
@@ -247,6 +252,9 @@ def record_operator_followup(
                 f"{warehouse.raw_schema}.fulfillment_providers on {warehouse.describe()}; check the id "
                 "(fulfillment_providers.id) or run `pricing-ops refresh` to load new providers"
             )
+        reason = operator_noop_reason(request, state)
+        if reason:
+            return None, reason
         followup, new_state, notification = plan_operator_followup(
             request,
             rows[0] if rows else None,
@@ -257,7 +265,7 @@ def record_operator_followup(
             app_base_url=app_base_url,
         )
         record_followup(warehouse, conn, followup, new_state, notification, api_enabled)
-    return followup
+    return followup, None
 
 
 class OperatorFollowUpConfig(dg.Config):
@@ -355,19 +363,31 @@ def build_guardrail_definitions(app_base_url: str | None) -> tuple[dg.AssetsDefi
             conversion_cursor=config.conversion_cursor or None,
         )
         try:
-            followup = record_operator_followup(
+            followup, unchanged = record_operator_followup(
                 warehouse, request, app_base_url=app_base_url, api_enabled=app_api.enabled
             )
         except (LookupError, ValueError) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        context.log.info(f"recorded {followup.action} by {followup.actor} for {followup.provider_id} ({followup.id})")
+        if followup is None:
+            context.log.info(unchanged)
+        else:
+            context.log.info(f"recorded {followup.action} by {followup.actor} for {followup.provider_id} ({followup.id})")
         report = deliver_pending(warehouse, slack, app_api, context.log)
         context.log.info(f"deliveries: {report.text()}")
+        metadata = _followup_metadata(followup) if followup else {"unchanged": dg.MetadataValue.text(unchanged or "")}
         yield dg.AssetObservation(
             asset_key=GUARDRAIL_ACTIONS_KEY,
-            metadata={**_followup_metadata(followup), **paused_metadata(warehouse), **delivery_metadata(report)},
+            metadata={**metadata, **paused_metadata(warehouse), **delivery_metadata(report)},
         )
-        yield dg.Output(None)
+        yield dg.Output(
+            {
+                "status": "recorded" if followup else "unchanged",
+                "followup": followup_payload(followup) if followup else None,
+                "reason": unchanged,
+                "deliveries": report.text(),
+                "delivery_errors": report.errors,
+            }
+        )
 
     @dg.job(
         name="guardrail_operator_followup",

@@ -2,8 +2,7 @@
 
 Inputs are the latest window of each provider (the `provider_guardrail_status` mart), the current
 automation state of each provider and the last window automation already evaluated for it. Output
-is a plan: follow-ups to record, state changes, Slack notifications, the windows now evaluated and
-the run summary. Nothing here reads or writes anything; the guardrail asset applies the plan in one
+is a plan: follow-ups to record, state changes, Slack notifications and the run summary. Nothing here reads or writes anything; the guardrail asset applies the plan in one
 warehouse transaction and only then notifies.
 
 Automation acts on a window once: a window already evaluated is left alone, so evaluating the same
@@ -140,7 +139,13 @@ class FollowUp:
     created_at: datetime
 
     def as_row(self) -> tuple:
-        return tuple(getattr(self, name) for name in FOLLOWUP_COLUMNS)
+        """The values in `FOLLOWUP_COLUMNS` order."""
+        return (
+            self.id, self.provider_id, self.provider_name, self.experiment_slug, self.variant_key, self.action,
+            self.status_after, self.severity, self.guardrail_failures, self.replay_failures, self.replay_total,
+            self.notes, self.actor, self.conversion_cursor, self.conversion_link, self.telemetry_window_end,
+            self.created_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -161,12 +166,14 @@ class Notification:
 
 
 @dataclass(frozen=True)
-class EvaluatedWindow:
-    """The latest window automation has evaluated for a provider (one row per provider)."""
+class EvaluationTotals:
+    """Counts over every provider's latest window, when the rows planned on are only those that may
+    need an action (the store leaves out, in SQL, windows already evaluated and ok providers not paused)."""
 
-    provider_id: str
-    window_end: datetime
-    severity: str
+    providers: int
+    criticals: int
+    warnings: int
+    new_windows: int
 
 
 @dataclass
@@ -182,7 +189,6 @@ class EvaluationPlan:
     followups: list[FollowUp] = field(default_factory=list)
     states: list[AutomationState] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
-    evaluated: list[EvaluatedWindow] = field(default_factory=list)
     unknown_severity: list[str] = field(default_factory=list)
 
     @property
@@ -224,9 +230,10 @@ def iso_utc(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with `Z` (a naive value is taken as UTC)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    offset = value.utcoffset()
+    if offset is None or not offset:  # naive, or already UTC: skip the (slow) zone conversion
+        return value.replace(tzinfo=None).isoformat() + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 # Decisions --------------------------------------------------------------------------------------------
@@ -238,6 +245,7 @@ def plan_evaluation(
     run_id: str,
     ran_at: datetime,
     app_base_url: str | None,
+    totals: EvaluationTotals | None = None,
 ) -> EvaluationPlan:
     """Decide what automation does about each provider's latest window.
 
@@ -246,6 +254,7 @@ def plan_evaluation(
     - ok while paused by automation: resume, follow-up `resume`, resume notice;
     - warning: one warning message, no state change;
     - an operator's pause is never resumed here.
+    Counts come from `totals` when given (rows are then a subset), else from `rows`.
     """
     plan = EvaluationPlan(run_id=run_id, ran_at=ran_at, providers_evaluated=len(rows))
     # Provider order, so follow-ups, messages and the summary come out the same whatever the mart's order.
@@ -261,7 +270,6 @@ def plan_evaluation(
         if last is not None and row.window_end <= last:
             continue
         plan.new_windows += 1
-        plan.evaluated.append(EvaluatedWindow(row.provider_id, row.window_end, row.severity))
         state = states.get(row.provider_id) or AutomationState(row.provider_id)
         if row.severity == CRITICAL and not state.paused:
             _act(plan, row, "pause", PAUSED, AUTO_PAUSE_NOTES, "alert", app_base_url)
@@ -280,6 +288,9 @@ def plan_evaluation(
                     created_at=ran_at,
                 )
             )
+    if totals is not None:
+        plan.providers_evaluated = totals.providers
+        plan.criticals, plan.warnings, plan.new_windows = totals.criticals, totals.warnings, totals.new_windows
     return plan
 
 
@@ -362,6 +373,20 @@ class OperatorFollowUp:
             raise ValueError("actor is empty; pass who takes the action (e.g. an email or handle)")
         if self.actor.strip() == AUTOMATION:
             raise ValueError(f"actor {AUTOMATION!r} is reserved for automation; pass the operator's name")
+
+
+def operator_noop_reason(request: OperatorFollowUp, state: AutomationState | None) -> str | None:
+    """Why a repeated pause or resume records nothing (so running the same command twice is safe), or None.
+
+    A pause of a provider automation paused is not a repeat: the operator takes the pause over and
+    automation will no longer resume it.
+    """
+    state = state or AutomationState(request.provider_id)
+    if request.action == "pause" and state.paused and state.paused_by == OPERATOR:
+        return f"provider {request.provider_id} is already paused by an operator; nothing recorded"
+    if request.action == "resume" and not state.paused:
+        return f"provider {request.provider_id} is not paused; nothing recorded"
+    return None
 
 
 def plan_operator_followup(

@@ -256,10 +256,16 @@ def test_operator_followups_resume_escalate_note_and_unknown_provider(warehouse)
         h = Harness(warehouse, slack.url, app.url)
         h.evaluate()  # automation pauses prov-1
         assert h.operator(provider_id="prov-1", action="resume", actor="kim", notes="false alarm").success
+        again = h.operator(provider_id="prov-1", action="resume", actor="kim", notes="false alarm")
+        assert again.output_for_node("record_operator_followup")["status"] == "unchanged"
+        assert again.output_for_node("record_operator_followup")["reason"] == "provider prov-1 is not paused; nothing recorded"
         assert h.operator(provider_id="prov-1", action="escalate", actor="kim").success
         # The operator resumed on the same critical window: automation does not overrule it.
         meta = h.evaluate()
         assert (meta["auto_paused"], meta["slack_sent"]) == (0, 0)
+        assert h.operator(provider_id="prov-1", action="pause", actor="kim", notes="holding").success
+        twice = h.operator(provider_id="prov-1", action="pause", actor="kim", notes="holding")
+        assert twice.output_for_node("record_operator_followup")["status"] == "unchanged"
         bad = h.operator(provider_id="prov-404", action="note", actor="kim", notes="?")
         assert not bad.success
         [failure] = [e for e in bad.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -269,14 +275,16 @@ def test_operator_followups_resume_escalate_note_and_unknown_provider(warehouse)
         assert texts(slack)[1:] == [
             alert("Acme", "spring-offer", 3, "0/10", "resume", "false alarm", "prov-1"),
             alert("Acme", "spring-offer", 3, "0/10", "escalate", "-", "prov-1"),
+            alert("Acme", "spring-offer", 3, "0/10", "pause", "holding", "prov-1"),
         ]
-        assert [p.json()["action"] for p in app.to(FOLLOWUPS_PATH)] == ["pause", "resume", "escalate"]
+        assert [p.json()["action"] for p in app.to(FOLLOWUPS_PATH)] == ["pause", "resume", "escalate", "pause"]
     followups = h.rows("guardrail_followups", "created_at")
     assert [(f["action"], f["actor"], f["status_after"]) for f in followups] == [
         ("pause", "automation", "paused"), ("resume", "kim", "active"), ("escalate", "kim", "active"),
+        ("pause", "kim", "paused"),
     ]
     [state] = h.rows("provider_automation_state", "provider_id")
-    assert (state["status"], state["paused_by"], state["last_followup_id"]) == ("active", None, followups[-1]["id"])
+    assert (state["status"], state["paused_by"], state["last_followup_id"]) == ("paused", "operator", followups[-1]["id"])
 
 
 def test_evaluation_without_the_mart_says_how_to_fix(tmp_path):

@@ -10,6 +10,7 @@ from models.guardrails import (
     AUTO_PAUSE_NOTES,
     AUTO_RESUME_NOTES,
     AutomationState,
+    EvaluationTotals,
     OperatorFollowUp,
     StatusRow,
     classify_severity,
@@ -157,7 +158,7 @@ def test_critical_pauses_once_and_records_everything():
     assert (p.criticals, p.warnings, len(p.paused), len(p.resumed)) == (1, 0, 1, 0)
     # The same window again: nothing, even though the provider is no longer recorded as paused.
     again = plan([row("a", 3, 0)], evaluated={"a": T0})
-    assert (again.followups, again.states, again.notifications, again.evaluated) == ([], [], [], [])
+    assert (again.followups, again.states, again.notifications, again.new_windows) == ([], [], [], 0)
     assert again.criticals == 1  # still counted: it is the provider's current severity
 
 
@@ -170,7 +171,7 @@ def test_critical_while_paused_does_nothing():
     for paused_by in ("automation", "operator"):
         p = plan([row("a", 9, 9, T0 + timedelta(minutes=5))], {"a": AutomationState("a", "paused", paused_by)}, {"a": T0})
         assert (p.followups, p.notifications) == ([], [])
-        assert [e.provider_id for e in p.evaluated] == ["a"]
+        assert p.new_windows == 1
 
 
 def test_ok_resumes_only_what_automation_paused():
@@ -197,6 +198,12 @@ def test_warning_sends_one_message_per_window_and_changes_nothing():
 def test_operator_resume_of_a_critical_window_is_not_overruled_by_the_same_window():
     p = plan([row("a", 3, 0)], {"a": AutomationState("a", "active", None)}, {"a": T0})
     assert p.followups == []
+
+
+def test_totals_from_the_store_override_the_counts_of_a_subset():
+    p = plan_evaluation([row("a", 3, 0)], {}, {}, run_id="r", ran_at=T0, app_base_url=BASE,
+                        totals=EvaluationTotals(providers=10_000, criticals=40, warnings=7, new_windows=12))
+    assert (p.providers_evaluated, p.criticals, p.warnings, p.new_windows, len(p.paused)) == (10_000, 40, 7, 12, 1)
 
 
 def test_summary_names_auto_paused_and_resumed_providers():
