@@ -227,10 +227,15 @@ def money(amount: Decimal) -> str:
     return f"{Decimal(amount).quantize(Decimal('0.01')):,.2f}"
 
 
+def one_line(value: str | None) -> str:
+    """Free text on one line: control characters (CR, LF, tab, ...) become spaces."""
+    return "" if value is None else _CONTROL_CHARS.sub(" ", value)
+
+
 def shorten(value: str | None, limit: int = MAX_NAME_CHARS) -> str:
-    if value is None:
-        return ""
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    """One line of at most `limit` characters, cut with `…`."""
+    text = one_line(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def sparkline(values: Sequence[int]) -> str:
@@ -423,7 +428,7 @@ def _section(text: str) -> dict:
 # Email -------------------------------------------------------------------------------------------
 def header_safe(value: str, limit: int = 200) -> str:
     """A header value on one line: control characters (CR, LF, ...) become spaces."""
-    return shorten(" ".join(_CONTROL_CHARS.sub(" ", value).split()), limit)
+    return shorten(" ".join(one_line(value).split()), limit)
 
 
 def email_subject(content: DigestContent) -> str:
@@ -460,7 +465,7 @@ def render_email_text(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
             out.append(f"Snapshot of {content.snapshot_date.isoformat()}")
         for slug in shown:
             out.append("")
-            out.append(f"{slug.slug}")
+            out.append(one_line(slug.slug))
             for row in slug.rows:
                 out.append(f"  {_conversion_facts(row)}")
             if slug.daily_assignments:
@@ -475,9 +480,9 @@ def render_email_text(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
     if not groups:
         out.append("None.")
     for group in groups:
-        out.append(f"{group.provider_name or group.provider_id} ({group.provider_id})")
+        out.append(f"{one_line(group.provider_name or group.provider_id)} ({one_line(group.provider_id)})")
         for action in group.actions:
-            out.append(f"  {_past_tense(action.action)} {action.slug or '-'} at {iso_z(action.created_at)}")
+            out.append(f"  {_past_tense(action.action)} {one_line(action.slug or '-')} at {iso_z(action.created_at)}")
         out.append(f"  {provider_dashboard_url(content.app_base_url, group.provider_id)}")
     out += [
         "",

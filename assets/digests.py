@@ -1,0 +1,472 @@
+"""The digests of contract section 6: read the marts and follow-ups, render, send once per period.
+
+Once per period: `digest_deliveries` holds one row per (kind, period). A send first *claims* the row
+(an atomic `update ... returning`: only a row not sent, and not being sent by someone else right
+now, can be claimed), then builds and sends the message, then records `sent` with the instant up
+to which automation actions were listed (`actions_until`), where the next digest of its kind
+starts. A failed send is recorded (`failed`, attempts, last error) and re-raised; the retry
+sensor (`sensors/digest_retries.py`) or a re-run sends it again. A claim whose process died is
+taken over after `CLAIM_LEASE`.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the op config annotation at runtime.
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+import dagster as dg
+from pydantic import Field
+
+from models.digests import (
+    AutomationAction,
+    ConversionRow,
+    DigestContent,
+    DigestKind,
+    DigestPeriod,
+    build_email,
+    chart_window,
+    as_utc,
+    iso_z,
+    parse_period,
+    period_containing,
+    rank_slugs,
+    render_slack_digest,
+)
+from models.readiness import DeliveryState, redact
+from resources.mail import Mailer
+from resources.slack import SlackNotifier
+from resources.warehouse import Warehouse, WarehouseConnection
+
+DELIVERIES = "digest_deliveries"
+FOLLOWUPS = "guardrail_followups"
+SNAPSHOT = "experiment_conversion_snapshot"
+SNAPSHOT_HISTORY = "experiment_conversion_snapshot_history"
+DAILY_ASSIGNMENTS = "experiment_daily_assignments"
+# A claim older than this belongs to a process that died mid-send; another run may take it over.
+CLAIM_LEASE = timedelta(minutes=15)
+# The retry sensor gives up on a period after this many send attempts (a person then re-runs it).
+MAX_SEND_ATTEMPTS = 5
+
+SLACK_JOB = "automation_slack_digest"
+EMAIL_JOB = "weekly_digest_email"
+JOB_FOR_KIND: dict[str, str] = {"slack": SLACK_JOB, "email": EMAIL_JOB}
+
+
+class DigestOptions(dg.ConfigurableResource):
+    """Digest settings (contract sections 4, 6). Resource key `digest_options`."""
+
+    app_base_url: str = Field(default="https://app.smplat.local", description="APP_BASE_URL: links in digests")
+    weekly_digest_enabled: bool = Field(
+        default=True, description="WEEKLY_DIGEST_ENABLED: false leaves conversion rows out of both digests"
+    )
+    email_from: str = Field(default="pricing-ops@smplat.local", description="DIGEST_EMAIL_FROM")
+    email_to: str = Field(default="concierge-leads@smplat.local", description="DIGEST_EMAIL_TO (comma separated)")
+    marts_freshness_minutes: int = Field(default=60, description="MARTS_FRESHNESS_MINUTES (readiness)")
+
+    @property
+    def recipients(self) -> list[str]:
+        return [address.strip() for address in self.email_to.split(",") if address.strip()]
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> Any: ...
+    def warning(self, msg: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one digest run did: `sent`, `already_sent` or `in_progress` (another run holds the claim)."""
+
+    kind: str
+    period: str
+    status: str
+    ref: str | None = None
+    attempts: int = 0
+    slugs: int = 0
+    actions: int = 0
+    conversions_suppressed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# The delivery ledger --------------------------------------------------------------------------------
+def ensure_deliveries_table(conn: WarehouseConnection, schema: str) -> None:
+    conn.execute(f"create schema if not exists {schema}")
+    conn.execute(
+        f"""create table if not exists {schema}.{DELIVERIES} (
+          kind varchar not null,
+          period varchar not null,
+          status varchar not null,
+          attempts integer not null,
+          sent_at timestamptz,
+          last_error varchar,
+          actions_until timestamptz,
+          message_ref varchar,
+          updated_at timestamptz not null,
+          primary key (kind, period)
+        )"""
+    )
+
+
+def claim_delivery(warehouse: Warehouse, kind: str, period: str, now: datetime) -> int | None:
+    """Take the (kind, period) row for sending; returns the attempt number, or None when the period
+    was sent already or another run is sending it now."""
+    table = f"{warehouse.schema}.{DELIVERIES}"
+    with warehouse.connect() as conn:
+        ensure_deliveries_table(conn, warehouse.schema)
+        conn.execute(
+            f"insert into {table} (kind, period, status, attempts, updated_at) "
+            "values (:kind, :period, 'pending', 0, :now) on conflict (kind, period) do nothing",
+            {"kind": kind, "period": period, "now": now},
+        )
+        row = conn.fetchone(
+            f"update {table} set status = 'sending', attempts = attempts + 1, updated_at = :now "
+            "where kind = :kind and period = :period "
+            "and (status in ('pending', 'failed') or (status = 'sending' and updated_at < :lease_start)) "
+            "returning attempts",
+            {"kind": kind, "period": period, "now": now, "lease_start": now - CLAIM_LEASE},
+        )
+    return int(row[0]) if row else None
+
+
+def delivery_row(warehouse: Warehouse, kind: str, period: str) -> dict[str, Any] | None:
+    with warehouse.connect() as conn:
+        if not conn.table_exists(warehouse.schema, DELIVERIES):
+            return None
+        rows = conn.fetch_dicts(
+            f"select * from {warehouse.schema}.{DELIVERIES} where kind = :kind and period = :period",
+            {"kind": kind, "period": period},
+        )
+    return rows[0] if rows else None
+
+
+def previous_actions_until(conn: WarehouseConnection, schema: str, kind: str) -> datetime | None:
+    """Where the previous sent digest of this kind stopped listing actions (None: never sent)."""
+    row = conn.fetchone(
+        f"select max(actions_until) from {schema}.{DELIVERIES} where kind = :kind and status = 'sent'",
+        {"kind": kind},
+    )
+    return as_utc(row[0]) if row else None
+
+
+def record_sent(
+    warehouse: Warehouse, kind: str, period: str, sent_at: datetime, actions_until: datetime, ref: str
+) -> None:
+    with warehouse.connect() as conn:
+        conn.execute(
+            f"update {warehouse.schema}.{DELIVERIES} set status = 'sent', sent_at = :sent_at, "
+            "actions_until = :until, message_ref = :ref, last_error = null, updated_at = :sent_at "
+            "where kind = :kind and period = :period",
+            {"kind": kind, "period": period, "sent_at": sent_at, "until": actions_until, "ref": ref},
+        )
+
+
+def record_failed(warehouse: Warehouse, kind: str, period: str, error: str, now: datetime) -> None:
+    with warehouse.connect() as conn:
+        conn.execute(
+            f"update {warehouse.schema}.{DELIVERIES} set status = 'failed', last_error = :error, "
+            "updated_at = :now where kind = :kind and period = :period",
+            {"kind": kind, "period": period, "error": redact(error, 1000), "now": now},
+        )
+
+
+def delivery_state(conn: WarehouseConnection, schema: str, kind: str) -> DeliveryState:
+    """The last sent period of a kind and the state of its most recent period (readiness)."""
+    if not conn.table_exists(schema, DELIVERIES):
+        return DeliveryState(None, None, None, None, None)
+    sent = conn.fetchone(
+        f"select period, sent_at from {schema}.{DELIVERIES} where kind = :kind and status = 'sent' "
+        "order by period desc limit 1",
+        {"kind": kind},
+    )
+    latest = conn.fetchone(
+        f"select period, status, last_error from {schema}.{DELIVERIES} where kind = :kind "
+        "order by period desc limit 1",
+        {"kind": kind},
+    )
+    return DeliveryState(
+        last_sent_period=sent[0] if sent else None,
+        last_sent_at=as_utc(sent[1]) if sent else None,
+        latest_period=latest[0] if latest else None,
+        latest_status=latest[1] if latest else None,
+        latest_error=latest[2] if latest else None,
+    )
+
+
+def retryable_periods(conn: WarehouseConnection, schema: str, now: datetime) -> list[tuple[str, str, int]]:
+    """(kind, period, attempts) of the current periods whose send failed or was abandoned, with
+    attempts left: what the retry sensor re-runs."""
+    if not conn.table_exists(schema, DELIVERIES):
+        return []
+    out = []
+    for kind in JOB_FOR_KIND:
+        period = period_containing(kind, now).label  # type: ignore[arg-type]
+        row = conn.fetchone(
+            f"select status, attempts, updated_at from {schema}.{DELIVERIES} where kind = :kind and period = :period",
+            {"kind": kind, "period": period},
+        )
+        if row is None or row[1] >= MAX_SEND_ATTEMPTS:
+            continue
+        status, attempts, updated_at = row[0], int(row[1]), as_utc(row[2])
+        if status == "failed" or (status == "sending" and updated_at is not None and updated_at < now - CLAIM_LEASE):
+            out.append((kind, period, attempts))
+    return out
+
+
+# Reading the content --------------------------------------------------------------------------------
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, float):
+        raise TypeError("order_total came back as a float; the conversion marts must keep money as numeric")
+    return Decimal(value)
+
+
+def _conversion_rows(rows: list[dict[str, Any]]) -> list[ConversionRow]:
+    return [
+        ConversionRow(
+            slug=r["slug"],
+            currency=r["order_currency"],
+            order_total=_decimal(r["order_total"]),
+            order_count=int(r["order_count"]),
+            journey_count=int(r["journey_count"]),
+            loyalty_points=int(r["loyalty_points"]),
+            last_activity=as_utc(r["last_activity"]),
+        )
+        for r in rows
+    ]
+
+
+_CONVERSION_COLUMNS = "slug, order_currency, order_total, order_count, journey_count, loyalty_points, last_activity"
+
+
+def read_conversions(
+    conn: WarehouseConnection, schema: str, period: DigestPeriod, live: bool
+) -> tuple[list[ConversionRow], date | None]:
+    """The live snapshot for the current period; for a past one, the history as of its last day
+    (falling back to the live snapshot when no history reaches back that far). Returns the rows and
+    the snapshot date when historical."""
+    if not live and conn.table_exists(schema, SNAPSHOT_HISTORY):
+        row = conn.fetchone(
+            f"select max(snapshot_date) from {schema}.{SNAPSHOT_HISTORY} where snapshot_date <= :last_day",
+            {"last_day": period.last_day},
+        )
+        if row and row[0] is not None:
+            snapshot_date = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0]))
+            rows = conn.fetch_dicts(
+                f"select {_CONVERSION_COLUMNS} from {schema}.{SNAPSHOT_HISTORY} where snapshot_date = :d",
+                {"d": snapshot_date},
+            )
+            return _conversion_rows(rows), snapshot_date
+    if not conn.table_exists(schema, SNAPSHOT):
+        return [], None
+    return _conversion_rows(conn.fetch_dicts(f"select {_CONVERSION_COLUMNS} from {schema}.{SNAPSHOT}")), None
+
+
+def read_daily_assignments(conn: WarehouseConnection, schema: str, days: tuple[date, ...]) -> dict[str, list[int]]:
+    """Exposures per slug for each of `days` (0 where the mart has no row)."""
+    if not days or not conn.table_exists(schema, DAILY_ASSIGNMENTS):
+        return {}
+    rows = conn.fetchall(
+        f"select slug, activity_date, exposure_count from {schema}.{DAILY_ASSIGNMENTS} "
+        "where activity_date between :first and :last",
+        {"first": days[0], "last": days[-1]},
+    )
+    index = {day: i for i, day in enumerate(days)}
+    out: dict[str, list[int]] = {}
+    for slug, activity_date, count in rows:
+        day = activity_date if isinstance(activity_date, date) else date.fromisoformat(str(activity_date))
+        series = out.setdefault(slug, [0] * len(days))
+        series[index[day]] = int(count)
+    return out
+
+
+def read_automation_actions(
+    conn: WarehouseConnection, schema: str, since: datetime | None, until: datetime
+) -> list[AutomationAction]:
+    """Pauses and resumes by actor `automation` with since < created_at <= until."""
+    if not conn.table_exists(schema, FOLLOWUPS):
+        return []
+    where = "actor = 'automation' and action in ('pause', 'resume') and created_at <= :until"
+    params: dict[str, Any] = {"until": until}
+    if since is not None:
+        where += " and created_at > :since"
+        params["since"] = since
+    rows = conn.fetch_dicts(
+        f"select id, provider_id, provider_name, experiment_slug, action, created_at "
+        f"from {schema}.{FOLLOWUPS} where {where} order by created_at, id",
+        params,
+    )
+    return [
+        AutomationAction(
+            followup_id=str(r["id"]),
+            provider_id=str(r["provider_id"]),
+            provider_name=r["provider_name"],
+            slug=r["experiment_slug"],
+            action=r["action"],
+            created_at=as_utc(r["created_at"]),  # type: ignore[arg-type]
+        )
+        for r in rows
+    ]
+
+
+def build_content(
+    warehouse: Warehouse, options: DigestOptions, period: DigestPeriod, now: datetime, log: Log
+) -> DigestContent:
+    """Everything the digest for `period` says, as of `now`."""
+    schema = warehouse.schema
+    live = period == period_containing(period.kind, now)
+    days = chart_window(period, now.date())
+    with warehouse.connect() as conn:
+        since = previous_actions_until(conn, schema, period.kind)
+        actions = read_automation_actions(conn, schema, since, now)
+        slugs: tuple = ()
+        snapshot_date = None
+        if options.weekly_digest_enabled:
+            rows, snapshot_date = read_conversions(conn, schema, period, live)
+            slugs = rank_slugs(rows, read_daily_assignments(conn, schema, days), len(days))
+            if not rows:
+                log.warning(f"no conversion rows in {schema}.{SNAPSHOT}: the digest says so; run `pricing-ops refresh`")
+    if not options.weekly_digest_enabled:
+        log.info(
+            f"WEEKLY_DIGEST_ENABLED=false: conversion rows suppressed in the {period.kind} digest for {period.label}"
+        )
+    return DigestContent(
+        period=period,
+        generated_at=now,
+        app_base_url=options.app_base_url,
+        actions_since=since,
+        actions=tuple(actions),
+        slugs=slugs,
+        chart_days=days,
+        conversions_suppressed=not options.weekly_digest_enabled,
+        conversion_cursor=snapshot_date.isoformat() if snapshot_date else None,
+        snapshot_date=snapshot_date,
+    )
+
+
+# Sending -------------------------------------------------------------------------------------------
+def deliver_digest(
+    kind: DigestKind,
+    period_text: str | None,
+    *,
+    warehouse: Warehouse,
+    options: DigestOptions,
+    slack: SlackNotifier | None = None,
+    mailer: Mailer | None = None,
+    log: Log | None = None,
+    now: datetime | None = None,
+) -> DeliveryOutcome:
+    """Send the `kind` digest for a period (default: the current one) unless it was sent already."""
+    log = log or logging.getLogger(__name__)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    period = parse_period(kind, period_text) if period_text else period_containing(kind, now)
+    attempt = claim_delivery(warehouse, kind, period.label, now)
+    if attempt is None:
+        row = delivery_row(warehouse, kind, period.label) or {}
+        status = "already_sent" if row.get("status") == "sent" else "in_progress"
+        when = f" at {iso_z(as_utc(row.get('sent_at')))}" if status == "already_sent" else ""
+        log.info(f"{kind} digest for {period.label}: {status.replace('_', ' ')}{when}; nothing sent")
+        return DeliveryOutcome(
+            kind, period.label, status, ref=row.get("message_ref"), attempts=int(row.get("attempts") or 0)
+        )
+    try:
+        content = build_content(warehouse, options, period, now, log)
+        if kind == "slack":
+            assert slack is not None, "the Slack digest needs the `slack` resource"
+            payload = render_slack_digest(content)
+            ref = slack.post_message(payload["text"], payload["blocks"])
+        else:
+            assert mailer is not None, "the email digest needs the `mailer` resource"
+            message = build_email(content, options.email_from, options.recipients)
+            ref = mailer.send(message, outbox_name=f"weekly-digest-{period.label}")
+    except Exception as exc:
+        try:
+            record_failed(warehouse, kind, period.label, f"{type(exc).__name__}: {exc}", datetime.now(UTC))
+        except Exception as record_exc:  # the send's own error is the one to report
+            log.warning(f"could not record the failed {kind} digest for {period.label}: {redact(str(record_exc))}")
+        else:
+            log.warning(f"{kind} digest for {period.label} failed on attempt {attempt}; recorded for retry")
+        raise
+    record_sent(warehouse, kind, period.label, datetime.now(UTC), content.generated_at, ref)
+    log.info(
+        f"{kind} digest for {period.label} sent ({ref}): {len(content.slugs)} slugs, "
+        f"{len(content.actions)} automatic actions"
+    )
+    return DeliveryOutcome(
+        kind,
+        period.label,
+        "sent",
+        ref=ref,
+        attempts=attempt,
+        slugs=len(content.slugs),
+        actions=len(content.actions),
+        conversions_suppressed=content.conversions_suppressed,
+    )
+
+
+# Dagster ops and jobs --------------------------------------------------------------------------------
+class DigestRunConfig(dg.Config):
+    period: str | None = Field(
+        default=None, description="Slack: UTC date YYYY-MM-DD; email: ISO week YYYY-Www. Default: the current one."
+    )
+
+
+def _outcome_output(outcome: DeliveryOutcome) -> dg.Output:
+    return dg.Output(
+        outcome.to_json(),
+        metadata={
+            "status": outcome.status,
+            "period": outcome.period,
+            "attempts": outcome.attempts,
+            "slugs": outcome.slugs,
+            "automatic_actions": outcome.actions,
+            "conversions_suppressed": outcome.conversions_suppressed,
+        },
+    )
+
+
+@dg.op(description="Post the provider automation digest to Slack, once per UTC date.")
+def send_automation_slack_digest(
+    context: dg.OpExecutionContext,
+    config: DigestRunConfig,
+    warehouse: Warehouse,
+    slack: SlackNotifier,
+    digest_options: DigestOptions,
+):
+    outcome = deliver_digest(
+        "slack", config.period, warehouse=warehouse, options=digest_options, slack=slack, log=context.log
+    )
+    yield _outcome_output(outcome)
+
+
+@dg.op(description="Send the weekly digest email, once per ISO week.")
+def send_weekly_digest_email(
+    context: dg.OpExecutionContext,
+    config: DigestRunConfig,
+    warehouse: Warehouse,
+    mailer: Mailer,
+    digest_options: DigestOptions,
+):
+    outcome = deliver_digest(
+        "email", config.period, warehouse=warehouse, options=digest_options, mailer=mailer, log=context.log
+    )
+    yield _outcome_output(outcome)
+
+
+@dg.job(name=SLACK_JOB, description="Provider automation Slack digest (contract section 6).")
+def automation_slack_digest_job():
+    send_automation_slack_digest()
+
+
+@dg.job(name=EMAIL_JOB, description="Weekly digest email (contract section 6).")
+def weekly_digest_email_job():
+    send_weekly_digest_email()
+
+
+OP_FOR_KIND = {"slack": send_automation_slack_digest.name, "email": send_weekly_digest_email.name}
+
+
+def digest_run_config(kind: str, period: str | None) -> dict[str, Any]:
+    return {"ops": {OP_FOR_KIND[kind]: {"config": {"period": period}}}}
