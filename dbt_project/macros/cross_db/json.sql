@@ -18,6 +18,22 @@
 {%- endmacro %}
 
 
+{# The values under several keys of a JSON object, as a list of JSON values in the order of `keys`
+   (SQL null where absent); pick one with `list[i]`, 1-based on both engines. DuckDB stores JSON as
+   text and parses it on every access: one multi-path extraction parses the object once. #}
+{% macro json_get_fields(json_expr, keys) -%}
+  {{ return(adapter.dispatch('json_get_fields', 'pricing_ops')(json_expr, keys)) }}
+{%- endmacro %}
+
+{% macro duckdb__json_get_fields(json_expr, keys) -%}
+  json_extract({{ json_expr }}, [{% for key in keys %}'$."{{ key }}"'{{ ", " if not loop.last }}{% endfor %}])
+{%- endmacro %}
+
+{% macro postgres__json_get_fields(json_expr, keys) -%}
+  array[{% for key in keys %}({{ json_expr }} -> '{{ key }}'){{ ", " if not loop.last }}{% endfor %}]
+{%- endmacro %}
+
+
 {# The JSON kind of a value, one vocabulary on both engines:
    'null' | 'boolean' | 'number' | 'string' | 'array' | 'object'; SQL null when absent. #}
 {% macro json_kind(json_expr) -%}

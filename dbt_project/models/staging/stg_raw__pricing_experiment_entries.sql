@@ -9,6 +9,7 @@
     materialized='table',
     pre_hook="{{ create_try_parse_json_function() }}"
 ) }}
+{%- set entry_keys = ['slug', 'variantKey', 'variantName', 'isControl', 'assignmentStrategy', 'featureFlagKey'] %}
 
 with segment_events as (
 
@@ -106,18 +107,31 @@ entries as (
         items.entry_index,
         items.entry,
         {{ json_kind('items.entry') }} as entry_kind,
-        {{ json_get('items.entry', 'slug') }} as slug_json,
-        {{ json_get('items.entry', 'variantKey') }} as variant_key_json
+        {{ json_get_fields('items.entry', entry_keys) }} as entry_fields
     from checked_events
     cross join {{ json_array_entries('checked_events.experiments_decoded', 'items') }}
     where checked_events.event_reason is null
 
 ),
 
-checked_entries as (
+entry_values as (
 
     select
         entries.*,
+        entry_fields[1] as slug_json,
+        entry_fields[2] as variant_key_json,
+        entry_fields[3] as variant_name_json,
+        entry_fields[4] as is_control_json,
+        entry_fields[5] as assignment_strategy_json,
+        entry_fields[6] as feature_flag_key_json
+    from entries
+
+),
+
+checked_entries as (
+
+    select
+        entry_values.*,
         {{ json_string_value('slug_json') }} as slug,
         {{ json_string_value('variant_key_json') }} as variant_key,
         case
@@ -133,7 +147,7 @@ checked_entries as (
             when {{ json_kind('variant_key_json') }} <> 'string' then 'variant_key_not_string'
             when {{ json_string_value('variant_key_json') }} = '' then 'variant_key_empty'
         end as entry_reason
-    from entries
+    from entry_values
 
 ),
 
@@ -157,17 +171,20 @@ entry_rows as (
         event_id,
         journey_id,
         entry_index,
-        {{ json_to_text('entry') }} as entry,
+        -- Only rejects keep the entry's text: exposures carry its fields.
+        case
+            when entry_reason is not null or slug_position > 1 then {{ json_to_text('entry') }}
+        end as entry,
         case
             when entry_reason is not null then entry_reason
             when slug_position > 1 then 'duplicate_slug'
         end as reason,
         slug,
         variant_key,
-        {{ json_string_value(json_get('entry', 'variantName')) }} as variant_name,
-        {{ json_is_true(json_get('entry', 'isControl')) }} as is_control,
-        {{ json_string_value(json_get('entry', 'assignmentStrategy')) }} as assignment_strategy,
-        {{ json_string_value(json_get('entry', 'featureFlagKey')) }} as feature_flag_key,
+        {{ json_string_value('variant_name_json') }} as variant_name,
+        {{ json_is_true('is_control_json') }} as is_control,
+        {{ json_string_value('assignment_strategy_json') }} as assignment_strategy,
+        {{ json_string_value('feature_flag_key_json') }} as feature_flag_key,
         surface,
         recorded_at,
         ingested_at,
