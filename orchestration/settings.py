@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     ONBOARDING_EXPORT_CURSOR_S3_URI: str | None = None
     ONBOARDING_EXPORT_SLACK_WEBHOOK: SecretStr | None = None
     S3_ENDPOINT_URL: str | None = None
+    # Base of the run links in export notices (the Dagster UI as people reach it).
+    DAGSTER_WEBSERVER_URL: str = "http://localhost:3000"
 
     # Digests
     AUTOMATION_DIGEST_CRON: str = "0 9 * * *"

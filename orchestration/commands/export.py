@@ -1,0 +1,91 @@
+"""`pricing-ops export [--sink webhook|file|s3] [--format ndjson|csv|parquet] [--limit N] [--cursor ISO]`.
+
+Runs the `onboarding_experiment_export` job once in this process, recorded in the Dagster instance
+the UI shows (DAGSTER_HOME). Progress goes to stderr; the outcome as one JSON line to stdout.
+Safe to run twice: the second run starts from the cursor the first one left (and waits for, or is
+refused by, a run still in progress).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from orchestration.cli import CommandError
+from orchestration.settings import get_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="one onboarding experiment export run (new segment rows to the sink)")
+    p.add_argument("--sink", choices=["webhook", "file", "s3"], default=None, help="default: ONBOARDING_EXPORT_SINK")
+    p.add_argument(
+        "--format", choices=["ndjson", "csv", "parquet"], default=None,
+        help="file and s3 sinks; default: ONBOARDING_EXPORT_FORMAT (the webhook always takes NDJSON)",
+    )
+    p.add_argument("--limit", type=_positive_int, default=None, help="export at most N rows in this run")
+    p.add_argument(
+        "--cursor", default=None, metavar="ISO",
+        help="replay every row loaded at or after this instant (e.g. 2026-11-26T09:00:00Z); saved as the cursor",
+    )
+    p.set_defaults(func=cmd_export)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _failure_reason(result: Any) -> str:
+    """The user-facing reason of a failed run: the `Failure`'s description, else the error's last line."""
+    for event in result.all_events:
+        data = event.event_specific_data if event.is_failure else None
+        if data is None:
+            continue
+        user = getattr(data, "user_failure_data", None)
+        if user is not None and user.description:
+            return user.description
+        error = getattr(data, "error", None)
+        if error is not None:
+            return error.message.strip().splitlines()[-1]
+    return "see the run's logs in the Dagster UI"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from assets.export import EXPORT_JOB_NAME, EXPORT_OP_NAME, run_config
+    from orchestration import export
+    from orchestration.instance import prepare_dagster_home
+    from orchestration.resources import shared_resources
+
+    settings = get_settings()
+    prepare_dagster_home(settings)
+    # The export's own wiring plus the shared resources: the same job and resources `dagster dev`
+    # loads, without importing the dbt project this command does not need.
+    defs = dg.Definitions.merge(export.definitions(settings), dg.Definitions(resources=shared_resources(settings)))
+    job = defs.resolve_job_def(EXPORT_JOB_NAME)
+    config = run_config(args.sink, args.format, args.limit, args.cursor)
+    progress(f"export: {json.dumps(config['ops'][EXPORT_OP_NAME]['config']) or '{}'} (unset options come from the settings)")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+    if not result.success:
+        raise CommandError(f"run {result.run_id} failed: {_failure_reason(result)}")
+    [output] = [e for e in result.all_node_events if e.is_successful_output]
+    meta = {key: value.value for key, value in output.step_output_data.metadata.items()}
+    progress(
+        f"run {result.run_id}: exported {meta['rows']} rows in {meta['batches']} batches to {meta['destination']}; "
+        f"cursor {meta['cursor_before']} -> {meta['cursor_after']}"
+    )
+    print(json.dumps({"runId": result.run_id, **meta}))
+    return 0

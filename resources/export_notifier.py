@@ -1,0 +1,36 @@
+"""The export's Slack notices go to their own incoming webhook, ONBOARDING_EXPORT_SLACK_WEBHOOK,
+through slack-sdk's `WebhookClient` (via `SlackNotifier`, which retries 429/5xx/connection errors
+and never puts the URL in an error). Unset means no notices."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.slack import SlackDeliveryError, SlackNotifier
+
+
+class ExportNotifier(ConfigurableResource):
+    webhook_url: str | None = Field(default=None, description="ONBOARDING_EXPORT_SLACK_WEBHOOK (secret)")
+    dagster_ui_url: str | None = Field(
+        default=None, description="DAGSTER_WEBSERVER_URL: base of the run links in notices"
+    )
+    timeout_seconds: int = Field(default=15)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url)
+
+    def run_url(self, run_id: str) -> str | None:
+        if not self.dagster_ui_url:
+            return None
+        return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}"
+
+    def send(self, text: str) -> None:
+        """Post one notice; raises SlackDeliveryError (without the URL) when Slack does not take it."""
+        if not self.webhook_url:
+            return
+        SlackNotifier(webhook_url=self.webhook_url, timeout_seconds=self.timeout_seconds).post_message(text)
+
+
+__all__ = ["ExportNotifier", "SlackDeliveryError"]
