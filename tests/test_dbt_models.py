@@ -138,9 +138,11 @@ EVENTS = [
     _event(7, "j4", "2026-03-05T23:59:59Z", _pe(_x(SPRING, "b", variantName="Spring B final"))),
     # After the as-of date (03-05 16:00 in Los Angeles): not in the daily spine, still j4's latest.
     _event(8, "j4", "2026-03-06T00:00:01Z", _pe(_x(SPRING, "a"))),
-    # A late event: happened 03-02, ingested and loaded 03-05. The list comes as a JSON-encoded string.
+    # A late event: happened 03-02, ingested and loaded 03-05. The list comes as a JSON-encoded string
+    # (with a string that looks like what strict decoding refuses, outside a string).
     _event(9, "j5", "2026-03-02T08:00:00Z",
-           {"surface": "checkout", "pricingExperiments": json.dumps([_x(SPRING, "a")])},
+           {"surface": "checkout",
+            "pricingExperiments": json.dumps([_x(SPRING, "a", note="x,] NaN \\u0000")])},
            ingested="2026-03-05T12:00:00Z", loaded="2026-03-05T12:05:00Z"),
     _event(10, "j6", "2026-03-05T09:00:00Z", _pe(_x(SPRING, "a"))),
     _event(11, "j7", "2026-03-05T10:00:00Z", _pe(_x(SPRING, "b"))),
@@ -167,6 +169,10 @@ EVENTS = [
     _event(30, "j3", "2026-03-04T09:00:00Z",
            {"pricingExperiments": json.dumps(json.dumps([_x(SPRING, "a")]))}),
     _event(32, "j3", "2026-03-04T09:00:00Z", Raw("null")),
+    # Not JSON, though DuckDB's own parser would take them: decoded the same on both engines.
+    _event(33, "j3", "2026-03-04T09:00:00Z",
+           {"pricingExperiments": '[{"slug": "spring-offer", "variantKey": "a"},]'}),
+    _event(34, "j3", "2026-03-04T09:00:00Z", {"pricingExperiments": "[NaN]"}),
     # --- dirty entries: one reject per entry -------------------------------------------------------
     _event(31, "j3", "2026-03-04T11:00:00Z", _pe(
         None,                                        # 1 entry_null
@@ -291,6 +297,8 @@ def test_every_dirty_payload_kind_is_rejected_with_its_reason(duckdb_build):
         (31, 13, "variant_key_empty"),
         (31, 15, "duplicate_slug"),
         (32, None, "payload_not_object"),
+        (33, None, "pricing_experiments_string"),
+        (34, None, "pricing_experiments_string"),
     ]
     by_key = {(r["event_id"], r["entry_index"]): r for r in rejects}
     # The offending JSON is kept as text; a missing list has none.

@@ -93,7 +93,19 @@
 {%- endmacro %}
 
 {% macro duckdb__try_parse_json(text_expr) -%}
-  (case when json_valid({{ text_expr }}) then cast({{ text_expr }} as json) end)
+  {#- DuckDB's parser also accepts trailing commas, NaN/Infinity and \u0000, which JSON (and
+      Postgres) refuse: with string literals blanked out, those are refused here as well, so a
+      string decodes the same on both engines. -#}
+  (case
+     when json_valid({{ text_expr }})
+       and not regexp_matches(
+         regexp_replace(
+           regexp_replace({{ text_expr }}, '"(\\.|[^"\\])*"', '""', 'g'),
+           'true|false|null', '0', 'g'),
+         ',\s*[\]}]|[A-DF-Za-df-z]')
+       and not regexp_matches({{ text_expr }}, '(^|[^\\])(\\\\)*\\u0000')
+     then cast({{ text_expr }} as json)
+   end)
 {%- endmacro %}
 
 {% macro postgres__try_parse_json(text_expr) -%}
