@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -131,6 +132,7 @@ class DemoGenerator:
         self.span_us = plan.HISTORY_DAYS * plan.DAY_S * US
         self.start_us = now_us - self.span_us
         self.active_us = plan.JOURNEY_ACTIVE_DAYS * plan.DAY_S * US
+        self.journey_step_us = self.span_us // sizes.journeys
         variants = plan.all_variants()
         self.n_variants = len(variants)
         # Global variant number of each experiment's first variant: g = first_g[slug] + variant_no.
@@ -148,7 +150,8 @@ class DemoGenerator:
     def r(self, keys: str, salt: str, n: int | str) -> str:
         """Pseudo-random integer in [0, n) from the hash of (keys, seed, salt); `n` may be an
         expression. Each salt is a separate stream, so adding one never shifts the others."""
-        return f"(hash({keys}, {self.seed}, '{salt}') % ({n})::UBIGINT)::BIGINT"
+        # The salt goes in as a number: hashing a string constant on every row costs more.
+        return f"(hash({keys}, {self.seed}, {zlib.crc32(salt.encode())}) % ({n})::UBIGINT)::BIGINT"
 
     def pick(self, keys: str, salt: str, weights: Sequence[int], forced: str | None = None) -> str:
         """Index of a weighted choice (one hash, one list lookup); `forced` (an index expression,
@@ -168,10 +171,10 @@ class DemoGenerator:
         return f"make_timestamptz({us_expr})"
 
     def journey_created_us(self, j: str) -> str:
-        """Journeys are numbered in creation order, evenly over the history (ms precision)."""
-        span, n = self.span_us, self.sizes.journeys
-        us = f"{self.start_us} + (({j} - 1)::HUGEINT * {span} // {n})::BIGINT + {self.r(j, 'journey_created', max(1, span // n))}"
-        return f"(({us}) // 1000 * 1000)"
+        """Journeys are numbered in creation order: journey j starts within the j-th of
+        `journeys` equal steps of the history (ms precision)."""
+        step = self.journey_step_us
+        return f"(({self.start_us} + ({j} - 1) * {step} + {self.r(j, 'journey_created', step)}) // 1000 * 1000)"
 
     def order_created_us(self, o: str) -> str:
         """An order is placed up to half an hour before its journey starts; the few orders without
@@ -292,8 +295,10 @@ class DemoGenerator:
         t_raw = (f"case when {self.r('k', 'ramp', 1_000_000)} < {ramp_ppm} "
                  f"then {self.start_us} + floor({active} * sqrt({self.r('k', 'ramp_t', 1_000_000)} / 1000000.0))::BIGINT "
                  f"else {self.start_us + active} + {self.r('k', 'flat_t', span - active)} end")
-        j_hi = f"greatest(1, least({n_journeys}, ((t_raw - {self.start_us})::HUGEINT * {n_journeys} // {span})::BIGINT))"
-        j_lo = f"greatest(1, ((t_raw - {self.start_us + active})::HUGEINT * {n_journeys} // {span})::BIGINT + 1)"
+        # Journeys started by t_raw: j <= (t_raw - start) // step; within the active period before it: j > ...
+        step = self.journey_step_us
+        j_hi = f"greatest(1, least({n_journeys}, (t_raw - {self.start_us}) // {step}))"
+        j_lo = f"least(j_hi, greatest(1, (t_raw - {self.start_us + active}) // {step} + 1))"
         # The first rows are forced: every dirty kind, then every other event type.
         forced_other = f"(case when k >= {n_dirty} and k < {n_dirty + n_other} then k - {n_dirty} end)"
         other_type = self.pick("k", "other_type", [w for _, w in plan.OTHER_EVENT_TYPES], forced_other)
@@ -305,7 +310,8 @@ class DemoGenerator:
                 select *, {self.journey_created_us('j')} as journey_created_us
                 from (
                     select *, j_lo + {self.r('k', 'journey', 'j_hi - j_lo + 1')} as j
-                    from (select *, {j_hi} as j_hi, {j_lo} as j_lo from (select *, {t_raw} as t_raw from ({source})))
+                    from (select *, {j_lo} as j_lo
+                          from (select *, {j_hi} as j_hi from (select *, {t_raw} as t_raw from ({source}))))
                 )
             )"""
         # Late events happened days or weeks before they reached the database.
