@@ -7,8 +7,6 @@ import re
 from email import message_from_bytes, policy
 
 import pytest
-
-from assets.digests import DigestOptions, deliver_digest
 from digests_helpers import (
     RecordingHandler,
     conversion,
@@ -21,6 +19,8 @@ from digests_helpers import (
     smtp_server,
     ts,
 )
+
+from assets.digests import DigestOptions, deliver_digest
 from resources.mail import MailDeliveryError, Mailer
 from resources.warehouse import Warehouse
 

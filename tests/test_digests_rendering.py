@@ -8,8 +8,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from digests_helpers import section_texts, ts
+
 from models.digests import (
     MAX_BLOCKS,
     MAX_SECTION_CHARS,

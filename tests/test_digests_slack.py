@@ -9,8 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
-
-from assets.digests import DigestOptions, deliver_digest
 from digests_helpers import (
     SLACK_TOKEN,
     SlackApiServer,
@@ -24,6 +22,8 @@ from digests_helpers import (
     section_texts,
     ts,
 )
+
+from assets.digests import DigestOptions, deliver_digest
 from models.digests import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, period_containing
 from resources.slack import SlackDeliveryError, SlackNotifier
 from resources.warehouse import Warehouse

@@ -1,0 +1,208 @@
+"""The readiness report: probes of the warehouse, the source, the marts' last builds and the state
+tables, turned into components by `models/readiness.py`. `pricing-ops readyz` prints it as JSON;
+the `readiness_report` asset shows each component as an asset check in the UI.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the asset context annotation at runtime.
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from assets.digests import DigestOptions, delivery_state
+from models.digests import as_utc, period_containing
+from models.readiness import (
+    COMPONENTS,
+    CONVERSION_MART,
+    MART_TABLES,
+    Component,
+    ExportRun,
+    GuardrailRun,
+    ReadinessReport,
+    export_component,
+    guardrails_component,
+    marts_component,
+    redact,
+    source_component,
+    warehouse_component,
+    weekly_digest_component,
+)
+from models.source_tables import SOURCE_TABLES
+from resources.source import SourceDatabase
+from resources.warehouse import Warehouse, WarehouseConnection
+
+READINESS_KEY = dg.AssetKey("readiness_report")
+EXPORT_RUNS = "export_runs"
+AUTOMATION_RUNS = "automation_runs"
+AUTOMATION_STATE = "provider_automation_state"
+SEGMENTS_MART = "onboarding_pricing_experiment_segments"
+# Enough history to count failures in a row far past the escalation threshold.
+EXPORT_RUNS_READ = 50
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def probe_source(source: SourceDatabase) -> Component:
+    kind, location = source.kind, source.describe()
+    if not source.has_tables:
+        return source_component(kind, location, [], None)
+    missing = []
+    try:
+        with source.connect() as conn:
+            for table in SOURCE_TABLES:
+                try:
+                    conn.fetchall(f"select 1 from {source.table(table.name)} limit 0")
+                except Exception:  # the source connection is autocommit: a failed probe spoils nothing
+                    missing.append(table.name)
+    except Exception as exc:
+        return source_component(kind, location, [], _error(exc))
+    return source_component(kind, location, missing, None)
+
+
+def mart_build_times(
+    conn: WarehouseConnection, schema: str, instance: dg.DagsterInstance | None
+) -> tuple[list[str], dict[str, datetime | None], str]:
+    """Missing marts, and when each was last built: from the Dagster instance's materializations;
+    when it has none (marts built outside Dagster), the latest `loaded_at` of the segments mart, a
+    lower bound of the build time, so the answer errs on the stale side."""
+    missing = [name for name in MART_TABLES if not conn.table_exists(schema, name)]
+    built: dict[str, datetime | None] = {}
+    if instance is not None:
+        events = instance.get_latest_materialization_events([dg.AssetKey(name) for name in MART_TABLES])
+        for name in MART_TABLES:
+            event = events.get(dg.AssetKey(name))
+            built[name] = datetime.fromtimestamp(event.timestamp, UTC) if event else None
+        if any(at is not None for at in built.values()):
+            return missing, built, "dagster materializations"
+    loaded = None
+    if SEGMENTS_MART not in missing:
+        row = conn.fetchone(f"select max(loaded_at) from {schema}.{SEGMENTS_MART}")
+        loaded = as_utc(row[0]) if row else None
+    return missing, {name: loaded for name in MART_TABLES}, "warehouse (latest loaded_at of the segments mart)"
+
+
+def _export_runs(conn: WarehouseConnection, schema: str) -> list[ExportRun] | None:
+    if not conn.table_exists(schema, EXPORT_RUNS):
+        return None
+    rows = conn.fetchall(
+        f"select status, started_at, finished_at, error from {schema}.{EXPORT_RUNS} "
+        f"order by started_at desc limit {EXPORT_RUNS_READ}"
+    )
+    return [ExportRun(r[0], as_utc(r[1]), as_utc(r[2]), r[3]) for r in rows]  # type: ignore[arg-type]
+
+
+def _guardrails(conn: WarehouseConnection, schema: str) -> tuple[GuardrailRun | None, int | None]:
+    last = None
+    if conn.table_exists(schema, AUTOMATION_RUNS):
+        row = conn.fetchone(
+            "select ran_at, providers_evaluated, warnings, criticals, auto_paused, auto_resumed, summary "
+            f"from {schema}.{AUTOMATION_RUNS} order by ran_at desc limit 1"
+        )
+        if row:
+            last = GuardrailRun(as_utc(row[0]), *(int(v) for v in row[1:6]), row[6])  # type: ignore[arg-type]
+    paused = None
+    if conn.table_exists(schema, AUTOMATION_STATE):
+        paused = int(conn.fetchone(f"select count(*) from {schema}.{AUTOMATION_STATE} where status = 'paused'")[0])
+    return last, paused
+
+
+def collect_readiness(
+    warehouse: Warehouse,
+    source: SourceDatabase,
+    options: DigestOptions,
+    instance: dg.DagsterInstance | None,
+    now: datetime | None = None,
+) -> ReadinessReport:
+    """Probe everything once and build the report (each probe's failure is its component's error)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    schema = warehouse.schema
+    components: dict[str, Component] = {"source": probe_source(source)}
+    try:
+        with warehouse.connect() as conn:
+            conn.fetchone("select 1")
+    except Exception as exc:
+        components["warehouse"] = warehouse_component(warehouse.kind, warehouse.describe(), _error(exc))
+        for name in COMPONENTS:
+            components.setdefault(name, Component(name, "error", "not checked: the warehouse is unreachable"))
+        return ReadinessReport(now, tuple(components[name] for name in COMPONENTS))
+    components["warehouse"] = warehouse_component(warehouse.kind, warehouse.describe(), None)
+
+    def probe(read: Callable[[WarehouseConnection], dict[str, Component]], *names: str) -> None:
+        # A connection per probe: a failed query (say, a table of another shape) spoils only its
+        # own components, also on Postgres where it would abort the whole transaction.
+        try:
+            with warehouse.connect() as conn:
+                components.update(read(conn))
+        except Exception as exc:
+            for name in names:
+                components[name] = Component(name, "error", f"check failed: {redact(_error(exc))}")
+
+    max_age = options.marts_freshness_minutes
+
+    def marts_and_digest(conn: WarehouseConnection) -> dict[str, Component]:
+        missing, built, built_source = mart_build_times(conn, schema, instance)
+        # The weekly digest depends on the conversion feed: the snapshot mart's own freshness.
+        feed = marts_component(
+            [m for m in missing if m == CONVERSION_MART],
+            {CONVERSION_MART: built.get(CONVERSION_MART)},
+            now,
+            max_age,
+            built_source,
+        )
+        digest = weekly_digest_component(
+            options.weekly_digest_enabled, feed, delivery_state(conn, schema, "email"), period_containing("email", now)
+        )
+        return {"marts_freshness": marts_component(missing, built, now, max_age, built_source), "weekly_digest": digest}
+
+    probe(marts_and_digest, "marts_freshness", "weekly_digest")
+    probe(lambda conn: {"export": export_component(_export_runs(conn, schema))}, "export")
+    probe(lambda conn: {"guardrails": guardrails_component(*_guardrails(conn, schema))}, "guardrails")
+    return ReadinessReport(now, tuple(components[name] for name in COMPONENTS))
+
+
+def _severity(component: Component) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.WARN if component.status == "stale" else dg.AssetCheckSeverity.ERROR
+
+
+def readiness_markdown(report: ReadinessReport) -> str:
+    lines = ["| component | status | ready | message |", "|---|---|---|---|"]
+    for c in report.components:
+        message = c.message.replace("|", "\\|")
+        lines.append(f"| {c.name} | {c.status} | {'yes' if c.ready else 'no'} | {message} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=READINESS_KEY,
+    group_name="readiness",
+    description="Readiness of the platform (`pricing-ops readyz`): one asset check per component.",
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=READINESS_KEY, description=f"readiness component `{name}`")
+        for name in COMPONENTS
+    ],
+    kinds={"python"},
+)
+def readiness_report(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, source: SourceDatabase, digest_options: DigestOptions
+) -> dg.MaterializeResult:
+    report = collect_readiness(warehouse, source, digest_options, context.instance)
+    if not report.ready:
+        context.log.warning("not ready: " + "; ".join(f"{c.name} {c.status}" for c in report.not_ready()))
+    metadata: dict[str, Any] = {
+        "ready": report.ready,
+        "report": dg.MetadataValue.json(report.to_json()),
+        "components": dg.MetadataValue.md(readiness_markdown(report)),
+    }
+    checks = [
+        dg.AssetCheckResult(
+            check_name=c.name,
+            passed=c.ready,
+            severity=_severity(c),
+            metadata={"status": c.status, "message": c.message, "detail": dg.MetadataValue.json(c.to_json())},
+        )
+        for c in report.components
+    ]
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
