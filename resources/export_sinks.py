@@ -190,6 +190,7 @@ class WebhookBatchWriter:
         self._session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
         self._session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
         self.gzip = config.webhook_gzip == "always"
+        self._gzip_refused = False  # a 415 to gzip settles it for the rest of the run
         self.attempts = 0  # POSTs made, retries included (run metadata)
         self.retries = 0
 
@@ -269,7 +270,11 @@ class WebhookBatchWriter:
             ) from None
         status = response.status_code
         _ = response.content  # read the body so the connection goes back to the pool
-        if self._config.webhook_gzip == "auto" and _accepts_gzip(response.headers.get("Accept-Encoding")):
+        if (
+            self._config.webhook_gzip == "auto"
+            and not self._gzip_refused
+            and _accepts_gzip(response.headers.get("Accept-Encoding"))
+        ):
             if not self.gzip and self._log:
                 self._log.info("webhook accepts gzip request bodies (Accept-Encoding); compressing the next batches")
             self.gzip = True
@@ -278,6 +283,7 @@ class WebhookBatchWriter:
         if status == 415 and gzipped and self._config.webhook_gzip == "auto":
             # RFC 7694: the receiver does not take this content coding after all; resend it plain.
             self.gzip = False
+            self._gzip_refused = True
             if self._log:
                 self._log.info("webhook refused a gzip body (415); sending uncompressed from now on")
             self._post(body, headers, batch)
