@@ -1,8 +1,8 @@
 """What the demo source contains: experiments, category mixes, dirty payload kinds, provider profiles.
 
 Pure data and pure helpers (no I/O). `resources/demo_source.py` turns this plan into vectorised
-DuckDB SQL; tests read it to know which kinds must be present. Weights are integers (parts of
-their sum) so every pick is exact integer arithmetic on a hash: no float, no machine dependence.
+DuckDB SQL. Weights are integers (parts of their sum) so every pick is integer arithmetic on a
+hash, the same on every machine.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ DAY_S = 86_400
 HISTORY_DAYS = 30  # orders, journeys and events spread over the 30 days before `now`
 EVENTS_PER_JOURNEY = 8
 JOURNEY_ACTIVE_DAYS = 10  # a journey's events fall within this many days of its creation
-ORDERS_WITHOUT_JOURNEY_PER_JOURNEY = 25  # one extra order (no journey) per 25 journeys
+JOURNEYS_PER_EXTRA_ORDER = 25  # one order that never started a journey per 25 journeys
 
 # Per-mille rates of the event mix.
 OTHER_EVENT_PERMILLE = 350  # task_completed, nudge_sent, ...: not exposures
@@ -282,7 +282,6 @@ DIRTY_PAYLOAD_KINDS: tuple[tuple[str, Callable[[dict, dict], Any]], ...] = (
         **e, "variantName": 15, "assignmentStrategy": None, "featureFlagKey": False, "isControl": "true"}])),
     ("optional_fields_missing", lambda e, o: _payload([{"slug": e["slug"], "variantKey": e["variantKey"]}])),
 )
-DIRTY_KIND_NAMES: tuple[str, ...] = tuple(name for name, _ in DIRTY_PAYLOAD_KINDS)
 
 
 def dirty_payloads() -> list[tuple[int, int, str]]:
@@ -355,7 +354,7 @@ def demo_sizes(events: int) -> DemoSizes:
     if events < 1:
         raise ValueError(f"events must be at least 1, got {events}")
     journeys = math.ceil(events / EVENTS_PER_JOURNEY)
-    orders = journeys + math.ceil(journeys / ORDERS_WITHOUT_JOURNEY_PER_JOURNEY)
+    orders = journeys + math.ceil(journeys / JOURNEYS_PER_EXTRA_ORDER)
     return DemoSizes(events=events, journeys=journeys, orders=orders)
 
 
