@@ -22,6 +22,9 @@ from dbt_helpers import day, load_raw_tables, parse_manifest, run_dbt, table_row
 
 from resources.warehouse import Warehouse
 
+# Keeps the module on one xdist worker under `--dist loadgroup`: one build per engine, not one per worker.
+pytestmark = pytest.mark.xdist_group("dbt_models")
+
 AS_OF = "2026-03-05"
 DBT_VARS = {
     "as_of_date": AS_OF,

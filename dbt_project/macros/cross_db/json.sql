@@ -4,20 +4,6 @@
   null is a JSON value whose json_kind is 'null'.
 -#}
 
-{# The value under `key` of a JSON object (as JSON); SQL null when absent or not an object. #}
-{% macro json_get(json_expr, key) -%}
-  {{ return(adapter.dispatch('json_get', 'pricing_ops')(json_expr, key)) }}
-{%- endmacro %}
-
-{% macro duckdb__json_get(json_expr, key) -%}
-  json_extract({{ json_expr }}, '$."{{ key }}"')
-{%- endmacro %}
-
-{% macro postgres__json_get(json_expr, key) -%}
-  ({{ json_expr }} -> '{{ key }}')
-{%- endmacro %}
-
-
 {# The values under several keys of a JSON object, as a list of JSON values in the order of `keys`
    (SQL null where absent); pick one with `list[i]`, 1-based on both engines. DuckDB stores JSON as
    text and parses it on every access: one multi-path extraction parses the object once. #}

@@ -21,7 +21,7 @@ with segment_events as (
         ingested_at,
         loaded_at,
         {{ json_kind('payload') }} as payload_kind,
-        {{ json_get('payload', 'pricingExperiments') }} as experiments
+        {{ json_get_fields('payload', ['pricingExperiments', 'surface']) }} as payload_fields
     from {{ ref('stg_raw__onboarding_journey_events') }}
     where event_type = 'pricing_experiment_segment'
 
@@ -31,8 +31,9 @@ typed_events as (
 
     select
         segment_events.*,
-        {{ json_kind('experiments') }} as experiments_kind,
-        {{ json_string_value(json_get('payload', 'surface')) }} as surface
+        payload_fields[1] as experiments,
+        {{ json_kind('payload_fields[1]') }} as experiments_kind,
+        {{ json_string_value('payload_fields[2]') }} as surface
     from segment_events
 
 ),
