@@ -552,4 +552,10 @@ def test_postgres_builds_the_same_marts(duckdb_build, make_pg_database, tmp_path
             "join pg_namespace n on n.oid = c.relnamespace where n.nspname like 'analytics%' "
             "and c.relkind in ('r', 'v')"
         ).fetchall())
+        # The export's keyset reads of the segments mart are range scans.
+        index_defs = [row[0] for row in conn.execute(
+            "select indexdef from pg_indexes where schemaname = 'analytics' "
+            "and tablename = 'onboarding_pricing_experiment_segments'"
+        ).fetchall()]
     assert {name for name, granted in grants.items() if granted} == set(MARTS)
+    assert [d.split(" USING ")[1] for d in index_defs] == ["btree (loaded_at, event_id)"]

@@ -1,5 +1,10 @@
 {#- One row per exposure (event_id, slug) with the CURRENT journey and order values; an exposure
     whose journey or order has not reached the warehouse yet keeps its row, with nulls. -#}
+{#- The export job reads keyset windows in (loaded_at, event_id, slug) order: on Postgres an index
+    turns each window into a range scan. DuckDB's zone maps already skip blocks on loaded_at. -#}
+{{ config(
+    indexes=([{'columns': ['loaded_at', 'event_id']}] if target.type == 'postgres' else [])
+) }}
 with exposures as (
 
     select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
