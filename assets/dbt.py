@@ -6,10 +6,11 @@ resource names (its environment is passed to the dbt process), with the as-of da
 start of the run (UTC) and the guardrail thresholds from the settings.
 """
 
-from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -24,6 +25,16 @@ from resources.warehouse import Warehouse
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+# The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else (
+    shutil.which("dbt") or "dbt"
+)
+
+
+def dbt_cli_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+
 
 # Marts previewed in the UI (markdown table of their first rows).
 PREVIEW_ROWS = 10
@@ -120,7 +131,7 @@ def ensure_manifest() -> Path:
     ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
     if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         return manifest
-    DbtCliResource(project_dir=dbt_project).cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
     return manifest
 
 

@@ -11,7 +11,6 @@ key in one transaction:
 The watermark is derived from the raw table itself, so there is no bookkeeping to lose or to drift.
 """
 
-from __future__ import annotations
 
 import time
 from dataclasses import dataclass

@@ -6,9 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
-
-from assets.dbt import build_dbt_assets, dbt_project
+from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.extract import build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check
 from orchestration.settings import Settings
@@ -58,5 +56,5 @@ def definitions(settings: Settings) -> dg.Definitions:
             )
         ],
         sensors=[dg.build_sensor_for_freshness_checks(freshness_checks=freshness_checks)],
-        resources={"dbt": DbtCliResource(project_dir=dbt_project)},
+        resources={"dbt": dbt_cli_resource()},
     )

@@ -81,7 +81,10 @@ class WarehouseConnection:
         self.raw = raw
 
     # SQL -----------------------------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
+    def _sql(self, sql: str, params: Mapping[str, Any] | None) -> str:
+        """Translate `:name` placeholders; a statement without parameters is passed as written."""
+        if not params:
+            return sql
         repl = r"$\1" if self.kind == "duckdb" else r"%(\1)s"
         if self.kind == "postgres":
             sql = sql.replace("%", "%%")
@@ -90,16 +93,16 @@ class WarehouseConnection:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         if self.kind == "duckdb":
             # DuckDB 2 keeps a pending result open until it is fetched; drain it.
-            self.raw.execute(self._sql(sql), dict(params) if params else None).fetchall()
+            self.raw.execute(self._sql(sql, params), dict(params) if params else None).fetchall()
         else:
             with self.raw.cursor() as cur:
-                cur.execute(self._sql(sql) if params else sql, params)
+                cur.execute(self._sql(sql, params), params)
 
     def fetchall(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
         if self.kind == "duckdb":
-            return self.raw.execute(self._sql(sql), dict(params) if params else None).fetchall()
+            return self.raw.execute(self._sql(sql, params), dict(params) if params else None).fetchall()
         with self.raw.cursor() as cur:
-            cur.execute(self._sql(sql) if params else sql, params)
+            cur.execute(self._sql(sql, params), params)
             return cur.fetchall() if cur.description else []
 
     def fetchone(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple | None:
@@ -108,11 +111,11 @@ class WarehouseConnection:
 
     def fetch_dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         if self.kind == "duckdb":
-            cur = self.raw.execute(self._sql(sql), dict(params) if params else None)
+            cur = self.raw.execute(self._sql(sql, params), dict(params) if params else None)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
         with self.raw.cursor() as cur:
-            cur.execute(self._sql(sql) if params else sql, params)
+            cur.execute(self._sql(sql, params), params)
             names = [d.name for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 

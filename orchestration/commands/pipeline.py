@@ -126,6 +126,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         progress(f"demo source present: {settings.demo_source_path} (--fresh-source to rewrite)")
     run_job(settings, "refresh")
     print_mart_counts(settings)
-    progress(f"demo source: {settings.demo_source_path}")
-    progress(f"Dagster home: {settings.dagster_home} (open the UI with `uv run dagster dev`)")
+    from orchestration.cli import main
+
+    # The rest of the main job is what ops would run: each step is the CLI command of its own.
+    for step in (["guardrails", "evaluate"], ["export", "--sink", "file"], ["digest", "slack"], ["digest", "email"]):
+        progress(f"== pricing-ops {' '.join(step)}")
+        if main(step) != 0:
+            raise CommandError(f"demo step `pricing-ops {' '.join(step)}` failed (see above)")
+    progress("== where everything is")
+    progress(f"  demo source:  {settings.demo_source_path}")
+    progress(f"  warehouse:    {settings.warehouse_url.removeprefix('duckdb:///')}")
+    progress(f"  exports:      {settings.export_dir}")
+    progress(f"  export cursor:{settings.export_cursor_path}")
+    progress(f"  outbox:       {settings.outbox_dir} (Slack payloads as .json, emails as .eml)")
+    progress(f"  Dagster home: {settings.dagster_home} (UI: DAGSTER_HOME={settings.dagster_home} uv run dagster dev)")
     return 0
