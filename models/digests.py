@@ -207,10 +207,10 @@ def chart_window(period: DigestPeriod, today: date, days: int = CHART_DAYS) -> t
 
 # Formatting helpers ------------------------------------------------------------------------------
 def iso_z(instant: datetime | None) -> str:
-    """ISO 8601 in UTC with `Z`, whole seconds; `-` for none."""
+    """ISO 8601 in UTC with `Z`, whole seconds (a naive value is taken as UTC); `-` for none."""
     if instant is None:
         return "-"
-    return instant.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+    return as_utc(instant).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # type: ignore[union-attr]
 
 
 def as_utc(instant: datetime | None) -> datetime | None:

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from models.digests import DigestPeriod, iso_z, previous_period
+from models.export_rows import failures_in_a_row
 
 COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails")
 # The marts of contract section 3 that dbt builds (guardrail tables are written by the guardrail job).
@@ -231,11 +232,7 @@ def export_component(runs: Sequence[ExportRun] | None) -> Component:
         return Component(
             "export", "never_run", "no export run recorded yet", {"last_success_at": None, "failures_in_a_row": 0}
         )
-    failures = 0
-    for run in runs:
-        if run.status == "success":
-            break
-        failures += 1
+    failures = failures_in_a_row([run.status for run in runs])
     last_success = next((r.finished_at or r.started_at for r in runs if r.status == "success"), None)
     detail: dict[str, Any] = {"last_success_at": last_success, "failures_in_a_row": failures}
     if failures:

@@ -208,6 +208,8 @@ def test_readyz_prints_json_and_exits_non_zero_when_not_ready(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)  # no developer .env
     monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+    # Set in the environment, the URL reaches the resource as an EnvVar, which the command resolves.
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{settings.data_dir / 'warehouse.duckdb'}")
     get_settings.cache_clear()
     try:
         assert main(["readyz"]) == 1
