@@ -41,7 +41,9 @@ MAX_HEADER_CHARS = 150
 MAX_SLUG_SECTIONS = 4
 MAX_ACTION_SECTIONS = 12
 TOP_SLUGS_SLACK = 10
-TOP_SLUGS_EMAIL = 25
+# Gmail clips an HTML body past ~102 KB: ten slug tables with charts and 100 providers stay under it.
+TOP_SLUGS_EMAIL = 10
+MAX_EMAIL_PROVIDERS = 100
 CHART_DAYS = 10
 # Long free text is cut before escaping, so a cut never splits an `&amp;` entity.
 MAX_NAME_CHARS = 80
@@ -479,11 +481,13 @@ def render_email_text(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
     groups = group_by_provider(content.actions)
     if not groups:
         out.append("None.")
-    for group in groups:
+    for group in groups[:MAX_EMAIL_PROVIDERS]:
         out.append(f"{one_line(group.provider_name or group.provider_id)} ({one_line(group.provider_id)})")
         for action in group.actions:
             out.append(f"  {_past_tense(action.action)} {one_line(action.slug or '-')} at {iso_z(action.created_at)}")
         out.append(f"  {provider_dashboard_url(content.app_base_url, group.provider_id)}")
+    if len(groups) > MAX_EMAIL_PROVIDERS:
+        out.append(f"+{len(groups) - MAX_EMAIL_PROVIDERS:,} more providers")
     out += [
         "",
         f"{conversion_link_label(content.conversion_cursor)}: "
@@ -600,7 +604,7 @@ def render_email_html(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
         parts.append("<p>None.</p>")
     else:
         items = []
-        for group in groups:
+        for group in groups[:MAX_EMAIL_PROVIDERS]:
             url = provider_dashboard_url(content.app_base_url, group.provider_id)
             steps = "; ".join(
                 f"{_past_tense(a.action)} <code>{esc(a.slug or '-')}</code> at {esc(iso_z(a.created_at))}"
@@ -611,6 +615,8 @@ def render_email_html(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
                 f'<a href="{esc(url)}">Open dashboard</a></li>'
             )
         parts.append(f'<ul class="automation-actions" style="padding-left:20px;">{"".join(items)}</ul>')
+        if len(groups) > MAX_EMAIL_PROVIDERS:
+            parts.append(f"<p>+{len(groups) - MAX_EMAIL_PROVIDERS:,} more providers</p>")
     url = conversions_url(content.app_base_url, content.conversion_cursor)
     parts += [
         f'<p style="margin-top:20px;">{esc(conversion_link_label(content.conversion_cursor))}: '

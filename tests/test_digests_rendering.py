@@ -3,7 +3,7 @@ email's escaping and subject."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -210,3 +210,23 @@ def test_email_parts_escape_everything_and_the_subject_stays_one_line():
     assert html.count('data-chart="daily-assignments"') == 2
     text = render_email_text(content)
     assert "<script>alert(1)</script>\n  USD 10.00 · 1 order / 2 journeys · 3 loyalty pts" in text
+
+
+def test_a_large_email_stays_under_gmails_clipping_size():
+    period = parse_period("email", "2026-W48")
+    now = ts("2026-11-24T09:00:00Z")
+    rows = [ConversionRow(f"slug-{i}", c, Decimal("12.34") * i, i, i, i, now) for i in range(200) for c in ("USD", "EUR")]
+    actions = tuple(
+        AutomationAction(str(k), f"p{k % 250}", f"Provider {k % 250}", "s", "pause", now - timedelta(minutes=k))
+        for k in range(500)
+    )
+    days = chart_window(period, now.date())
+    content = DigestContent(
+        period, now, APP, None, actions, rank_slugs(rows, {f"slug-{i}": list(range(10)) for i in range(200)}, 10), days
+    )
+    html = render_email_html(content)
+    assert len(html.encode()) < 102_000  # Gmail clips an HTML body past ~102 KB
+    assert html.count('data-chart="daily-assignments"') == 10
+    assert "<p>+190 more slugs</p>" in html and "<p>+150 more providers</p>" in html
+    text = render_email_text(content)
+    assert "\n+190 more slugs\n" in text and "\n+150 more providers\n" in text
