@@ -139,7 +139,9 @@ def columns_of(table: str) -> list[str]:
 def create_sql(schema: str, table: str, engine: str) -> str:
     columns, key = TABLES[table]
     index = 0 if engine == "duckdb" else 1
-    lines = [f"  {name} {_T[kind][index]}{'' if nullable else ' not null'}" for name, kind, nullable in columns]
+    lines = [
+        f"  {name} {_T[kind][index]}{'' if nullable else ' not null'}" for name, kind, nullable in columns
+    ]
     lines.append(f"  primary key ({key})")
     return f"create table if not exists {schema}.{table} (\n" + ",\n".join(lines) + "\n)"
 
@@ -227,7 +229,9 @@ def load_candidates(
     return [_status_row(r) for r in rows], last, EvaluationTotals(*(int(v) for v in totals))
 
 
-def mark_windows_evaluated(warehouse: Warehouse, conn: WarehouseConnection, run_id: str, ran_at: datetime) -> None:
+def mark_windows_evaluated(
+    warehouse: Warehouse, conn: WarehouseConnection, run_id: str, ran_at: datetime
+) -> None:
     """Record every provider's new latest window as evaluated (in SQL: no row goes through Python)."""
     mart, evaluated = f"{warehouse.schema}.{STATUS_MART}", f"{warehouse.schema}.{EVALUATED}"
     conn.execute(
@@ -245,7 +249,9 @@ def mark_windows_evaluated(warehouse: Warehouse, conn: WarehouseConnection, run_
     )
 
 
-def load_status_rows(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None) -> list[StatusRow]:
+def load_status_rows(
+    warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None
+) -> list[StatusRow]:
     """The `provider_guardrail_status` mart (one provider's row when `provider_id` is given)."""
     _require_mart(warehouse, conn)
     where, params = ("", None) if provider_id is None else (" where provider_id = :p", {"p": provider_id})
@@ -253,7 +259,9 @@ def load_status_rows(warehouse: Warehouse, conn: WarehouseConnection, provider_i
     return [_status_row(r) for r in rows]
 
 
-def load_states(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None) -> dict[str, AutomationState]:
+def load_states(
+    warehouse: Warehouse, conn: WarehouseConnection, provider_id: str | None = None
+) -> dict[str, AutomationState]:
     where, params = ("", None) if provider_id is None else (" where provider_id = :p", {"p": provider_id})
     rows = conn.fetchall(
         f"select provider_id, status, paused_by, updated_at, last_followup_id from {warehouse.schema}.{STATE}{where}",
@@ -262,7 +270,9 @@ def load_states(warehouse: Warehouse, conn: WarehouseConnection, provider_id: st
     return {r[0]: AutomationState(*r) for r in rows}
 
 
-def load_provider_name(warehouse: Warehouse, conn: WarehouseConnection, provider_id: str) -> tuple[bool, str | None]:
+def load_provider_name(
+    warehouse: Warehouse, conn: WarehouseConnection, provider_id: str
+) -> tuple[bool, str | None]:
     """Whether the warehouse knows the provider (raw providers table), and its name."""
     if not conn.table_exists(warehouse.raw_schema, "fulfillment_providers"):
         return False, None
@@ -272,7 +282,9 @@ def load_provider_name(warehouse: Warehouse, conn: WarehouseConnection, provider
     return (row is not None), (row[0] if row else None)
 
 
-def paused_providers(warehouse: Warehouse, conn: WarehouseConnection, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+def paused_providers(
+    warehouse: Warehouse, conn: WarehouseConnection, limit: int = 50
+) -> tuple[int, list[dict[str, Any]]]:
     """How many providers are paused now, and the most recently paused ones with who paused them."""
     total = conn.fetchone(f"select count(*) from {warehouse.schema}.{STATE} where status = 'paused'")[0]
     rows = conn.fetch_dicts(
@@ -299,10 +311,12 @@ def _stage(conn: WarehouseConnection, name: str, table: str | tuple, rows: Seque
         return name
     ddl = ", ".join(f"{col} {_T[kind][1]}" for col, kind, _ in columns)
     conn.execute(f"create temp table {name} ({ddl}) on commit drop")
-    with conn.raw.cursor() as cur:
-        with cur.copy(f"copy {name} ({', '.join(c[0] for c in columns)}) from stdin") as copy:
-            for row in rows:
-                copy.write_row(row)
+    with (
+        conn.raw.cursor() as cur,
+        cur.copy(f"copy {name} ({', '.join(c[0] for c in columns)}) from stdin") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
     return name
 
 
@@ -324,7 +338,9 @@ def _merge(
     stage = _stage(conn, f"_stage_{table}", table, rows)
     try:
         action = (
-            "do update set " + ", ".join(f"{n} = excluded.{n}" for n in names if n != key) if update else "do nothing"
+            "do update set " + ", ".join(f"{n} = excluded.{n}" for n in names if n != key)
+            if update
+            else "do nothing"
         )
         conn.execute(
             f"insert into {warehouse.schema}.{table} ({', '.join(names)}) "
@@ -334,7 +350,9 @@ def _merge(
         _unstage(conn, stage)
 
 
-def _notification_rows(notifications: Iterable[Notification], run_id: str | None, api_enabled: bool) -> list[tuple]:
+def _notification_rows(
+    notifications: Iterable[Notification], run_id: str | None, api_enabled: bool
+) -> list[tuple]:
     return [
         (
             n.id,
@@ -363,11 +381,19 @@ def _state_rows(states: Iterable[AutomationState]) -> list[tuple]:
     return [(s.provider_id, s.status, s.paused_by, s.updated_at, s.last_followup_id) for s in states]
 
 
-def apply_plan(warehouse: Warehouse, conn: WarehouseConnection, plan: EvaluationPlan, api_enabled: bool) -> None:
+def apply_plan(
+    warehouse: Warehouse, conn: WarehouseConnection, plan: EvaluationPlan, api_enabled: bool
+) -> None:
     """Record an evaluation: follow-ups, states, notifications to send, windows evaluated, the run row."""
     _merge(warehouse, conn, FOLLOWUPS, [f.as_row() for f in plan.followups], update=False)
     _merge(warehouse, conn, STATE, _state_rows(plan.states), update=True)
-    _merge(warehouse, conn, NOTIFICATIONS, _notification_rows(plan.notifications, plan.run_id, api_enabled), False)
+    _merge(
+        warehouse,
+        conn,
+        NOTIFICATIONS,
+        _notification_rows(plan.notifications, plan.run_id, api_enabled),
+        False,
+    )
     mark_windows_evaluated(warehouse, conn, plan.run_id, plan.ran_at)
     _merge(
         warehouse,
@@ -400,7 +426,9 @@ def record_followup(
     """Record an operator's follow-up, the provider's new state and its message, together."""
     _merge(warehouse, conn, FOLLOWUPS, [followup.as_row()], update=False)
     _merge(warehouse, conn, STATE, _state_rows([state]), update=True)
-    _merge(warehouse, conn, NOTIFICATIONS, _notification_rows([notification], None, api_enabled), update=False)
+    _merge(
+        warehouse, conn, NOTIFICATIONS, _notification_rows([notification], None, api_enabled), update=False
+    )
 
 
 # Deliveries -------------------------------------------------------------------------------------------
@@ -429,7 +457,9 @@ _RESULT_COLUMNS = (
 )
 
 
-def record_deliveries(warehouse: Warehouse, conn: WarehouseConnection, results: Sequence[dict[str, Any]]) -> None:
+def record_deliveries(
+    warehouse: Warehouse, conn: WarehouseConnection, results: Sequence[dict[str, Any]]
+) -> None:
     """Write delivery outcomes (`id`, `channel` slack|api, `ok`, `ref`, `error`, `at`) in one statement per channel."""
     table = f"{warehouse.schema}.{NOTIFICATIONS}"
     for channel in ("slack", "api"):

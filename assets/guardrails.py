@@ -135,7 +135,7 @@ def _send_slack(slack: SlackNotifier, row: dict, report: DeliveryReport, in_a_ro
     at = datetime.now(UTC)
     try:
         ref = slack.post_message(row["text"])
-    except Exception as exc:  # recorded and retried next run; the message text names no secret
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried next run; texts name no secret
         in_a_row["slack"] += 1
         report.slack_failed += 1
         error = f"{type(exc).__name__}: {exc}"
@@ -152,7 +152,7 @@ def _send_api(app_api: AppApi, row: dict, report: DeliveryReport, in_a_row: dict
     at = datetime.now(UTC)
     try:
         app_api.post_followup(followup_payload(followup_from_prefixed(row)))
-    except Exception as exc:  # recorded and retried next run; AppApi errors never carry the key
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried next run; texts name no secret
         in_a_row["api"] += 1
         report.api_failed += 1
         error = f"{type(exc).__name__}: {exc}"
@@ -276,7 +276,8 @@ class OperatorFollowUpConfig(dg.Config):
     actor: str = Field(description="who (email or handle); `automation` is reserved")
     notes: str | None = Field(default=None, description="free text shown in Slack and the follow-up feed")
     conversion_cursor: str | None = Field(
-        default=None, description="the ?conversionCursor= of the conversion slice reviewed (historical); empty: live"
+        default=None,
+        description="the ?conversionCursor= of the conversion slice reviewed (historical); empty: live",
     )
 
 
@@ -371,10 +372,16 @@ def build_guardrail_definitions(app_base_url: str | None) -> tuple[dg.AssetsDefi
         if followup is None:
             context.log.info(unchanged)
         else:
-            context.log.info(f"recorded {followup.action} by {followup.actor} for {followup.provider_id} ({followup.id})")
+            context.log.info(
+                f"recorded {followup.action} by {followup.actor} for {followup.provider_id} ({followup.id})"
+            )
         report = deliver_pending(warehouse, slack, app_api, context.log)
         context.log.info(f"deliveries: {report.text()}")
-        metadata = _followup_metadata(followup) if followup else {"unchanged": dg.MetadataValue.text(unchanged or "")}
+        metadata = (
+            _followup_metadata(followup)
+            if followup
+            else {"unchanged": dg.MetadataValue.text(unchanged or "")}
+        )
         yield dg.AssetObservation(
             asset_key=GUARDRAIL_ACTIONS_KEY,
             metadata={**metadata, **paused_metadata(warehouse), **delivery_metadata(report)},

@@ -29,12 +29,12 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assets.guardrail_store import STATUS_MART  # noqa: E402
-from assets.guardrails import deliver_pending, evaluate_guardrails  # noqa: E402
-from models.guardrails import classify_severity  # noqa: E402
-from resources.app_api import AppApi  # noqa: E402
-from resources.slack import SlackNotifier  # noqa: E402
-from resources.warehouse import Warehouse  # noqa: E402
+from assets.guardrail_store import STATUS_MART
+from assets.guardrails import deliver_pending, evaluate_guardrails
+from models.guardrails import classify_severity
+from resources.app_api import AppApi
+from resources.slack import SlackNotifier
+from resources.warehouse import Warehouse
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -91,7 +91,9 @@ def timed_evaluation(warehouse: Warehouse, label: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", type=int, default=10_000)
-    parser.add_argument("--postgres", default=None, help="postgresql://... server; a scratch database is made")
+    parser.add_argument(
+        "--postgres", default=None, help="postgresql://... server; a scratch database is made"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,13 +114,17 @@ def main() -> int:
             slack = SlackNotifier(outbox_dir=str(Path(tmp) / "outbox"))
             started = time.perf_counter()
             report = deliver_pending(warehouse, slack, AppApi())
-            print(f"{'   deliver to the outbox folder':<38} {time.perf_counter() - started:6.3f} s  {report.text()}")
+            print(
+                f"{'   deliver to the outbox folder':<38} {time.perf_counter() - started:6.3f} s  {report.text()}"
+            )
             times.append(timed_evaluation(warehouse, "2. same windows again (nothing to do)"))
             write_mart(warehouse, mart_table(args.providers, T0 + timedelta(minutes=5), all_ok=True))
             times.append(timed_evaluation(warehouse, "3. new windows, all ok (resume)"))
             worst = max(times)
             verdict = "within" if worst < 2.0 else "OVER"
-            print(f"slowest evaluation {worst:.3f} s: {verdict} the 2 s target for {args.providers} providers")
+            print(
+                f"slowest evaluation {worst:.3f} s: {verdict} the 2 s target for {args.providers} providers"
+            )
         finally:
             if scratch_db:
                 import psycopg

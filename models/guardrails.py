@@ -26,7 +26,9 @@ AUTOMATION, OPERATOR = "automation", "operator"
 OPERATOR_ACTIONS = ("pause", "resume", "escalate", "note")
 
 AUTO_PAUSE_NOTES = "Auto pause triggered by provider automation alerts worker"
-AUTO_RESUME_NOTES = "Auto resume triggered by provider automation alerts worker: latest telemetry window is ok"
+AUTO_RESUME_NOTES = (
+    "Auto resume triggered by provider automation alerts worker: latest telemetry window is ok"
+)
 # A warning changes nothing; its message says so in the template's action slot.
 WARNING_ACTION = "none"
 
@@ -141,9 +143,22 @@ class FollowUp:
     def as_row(self) -> tuple:
         """The values in `FOLLOWUP_COLUMNS` order."""
         return (
-            self.id, self.provider_id, self.provider_name, self.experiment_slug, self.variant_key, self.action,
-            self.status_after, self.severity, self.guardrail_failures, self.replay_failures, self.replay_total,
-            self.notes, self.actor, self.conversion_cursor, self.conversion_link, self.telemetry_window_end,
+            self.id,
+            self.provider_id,
+            self.provider_name,
+            self.experiment_slug,
+            self.variant_key,
+            self.action,
+            self.status_after,
+            self.severity,
+            self.guardrail_failures,
+            self.replay_failures,
+            self.replay_total,
+            self.notes,
+            self.actor,
+            self.conversion_cursor,
+            self.conversion_link,
+            self.telemetry_window_end,
             self.created_at,
         )
 
@@ -223,7 +238,9 @@ def _names(followups: list[FollowUp]) -> str:
 
 def stable_id(*parts: object) -> str:
     """A UUID named by its parts: the same decision always gets the same id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, "|".join(iso_utc(p) if isinstance(p, datetime) else str(p) for p in parts)))
+    return str(
+        uuid.uuid5(_ID_NAMESPACE, "|".join(iso_utc(p) if isinstance(p, datetime) else str(p) for p in parts))
+    )
 
 
 def iso_utc(value: datetime | None) -> str | None:
@@ -290,7 +307,11 @@ def plan_evaluation(
             )
     if totals is not None:
         plan.providers_evaluated = totals.providers
-        plan.criticals, plan.warnings, plan.new_windows = totals.criticals, totals.warnings, totals.new_windows
+        plan.criticals, plan.warnings, plan.new_windows = (
+            totals.criticals,
+            totals.warnings,
+            totals.new_windows,
+        )
     return plan
 
 
@@ -310,7 +331,13 @@ def _content(row: StatusRow, kind: str, action: str, notes: str | None) -> Alert
 
 
 def _act(
-    plan: EvaluationPlan, row: StatusRow, action: str, status_after: str, notes: str, kind: str, app_base_url: str | None
+    plan: EvaluationPlan,
+    row: StatusRow,
+    action: str,
+    status_after: str,
+    notes: str,
+    kind: str,
+    app_base_url: str | None,
 ) -> None:
     followup = FollowUp(
         id=stable_id(AUTOMATION, row.provider_id, action, row.window_end),

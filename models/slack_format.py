@@ -37,7 +37,11 @@ def _base(app_base_url: str | None) -> str:
 
 def conversions_url(app_base_url: str | None, conversion_cursor: str | None) -> str:
     """`{APP_BASE_URL}/admin/reports[?conversionCursor=<cursor>]#experiment-analytics`."""
-    query = "" if conversion_cursor is None else "?conversionCursor=" + quote(conversion_cursor, safe=_CURSOR_SAFE)
+    query = (
+        ""
+        if conversion_cursor is None
+        else "?conversionCursor=" + quote(conversion_cursor, safe=_CURSOR_SAFE)
+    )
     return f"{_base(app_base_url)}/admin/reports{query}#experiment-analytics"
 
 
@@ -104,8 +108,10 @@ def render_alert(content: AlertContent, app_base_url: str | None) -> str:
     notes = content.notes if content.notes else "-"
     lines = [
         f"{header} *{escape_mrkdwn(name)}* `{escape_mrkdwn(slug)}`",
-        f"• Failures: {_number(content.guardrail_failures)} · Replays: "
-        f"{_number(content.replay_failures)}/{_number(content.replay_total)}",
+        (
+            f"• Failures: {_number(content.guardrail_failures)} · Replays: "
+            f"{_number(content.replay_failures)}/{_number(content.replay_total)}"
+        ),
         f"• Action: {escape_mrkdwn(content.action)} (notes: {escape_mrkdwn(notes)})",
         f"• {alert_slice_label(content.conversion_cursor)}: "
         + slack_link(conversions_url(app_base_url, content.conversion_cursor), "Open conversions"),

@@ -29,7 +29,10 @@ guardrail_evaluation_job = dg.define_asset_job(
 
 
 def build_app_api(settings: Settings) -> AppApi:
-    return AppApi(base_url=settings.APP_API_BASE_URL, api_key=env_or_value("CHECKOUT_API_KEY", secret(settings.CHECKOUT_API_KEY)))
+    return AppApi(
+        base_url=settings.APP_API_BASE_URL,
+        api_key=env_or_value("CHECKOUT_API_KEY", secret(settings.CHECKOUT_API_KEY)),
+    )
 
 
 def definitions(settings: Settings) -> dg.Definitions:

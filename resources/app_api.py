@@ -78,7 +78,9 @@ class AppApi(ConfigurableResource):
                 with attempt:
                     return self._post_once(body, headers)
         except _Retryable as exc:
-            raise AppApiError(f"{exc} (after {self.max_attempts} attempts); it is retried on the next run") from None
+            raise AppApiError(
+                f"{exc} (after {self.max_attempts} attempts); it is retried on the next run"
+            ) from None
         raise AssertionError("unreachable")  # Retrying either returns or raises
 
     def _post_once(self, body: bytes, headers: dict[str, str]) -> int:
@@ -94,13 +96,17 @@ class AppApi(ConfigurableResource):
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code >= 400:
-            hint = "check CHECKOUT_API_KEY" if response.status_code in (401, 403) else "the app rejected the payload"
+            hint = (
+                "check CHECKOUT_API_KEY"
+                if response.status_code in (401, 403)
+                else "the app rejected the payload"
+            )
             raise AppApiError(
                 f"app API {url} answered HTTP {response.status_code}: {response.text[:200]!r}; {hint}"
             )
         return response.status_code
 
-    def teardown_after_execution(self, context) -> None:  # noqa: ANN001 - Dagster's signature
+    def teardown_after_execution(self, context) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None

@@ -82,7 +82,10 @@ class SlackNotifier(ConfigurableResource):
             # slack-sdk joins "<base_url><method>": the base must end with a slash.
             kwargs["base_url"] = self.api_base_url.rstrip("/") + "/"
         client = WebClient(
-            token=self.bot_token, timeout=self.timeout_seconds, retry_handlers=self._retry_handlers(), **kwargs
+            token=self.bot_token,
+            timeout=self.timeout_seconds,
+            retry_handlers=self._retry_handlers(),
+            **kwargs,
         )
         try:
             response = client.chat_postMessage(channel=self.channel, text=text, blocks=blocks)
@@ -128,7 +131,9 @@ class SlackNotifier(ConfigurableResource):
         path = folder / f"slack-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{digest}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(
-            json.dumps({"channel": self.channel, "text": text, "blocks": blocks}, ensure_ascii=False, indent=2),
+            json.dumps(
+                {"channel": self.channel, "text": text, "blocks": blocks}, ensure_ascii=False, indent=2
+            ),
             encoding="utf-8",
         )
         os.replace(tmp, path)

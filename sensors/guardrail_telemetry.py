@@ -31,7 +31,9 @@ class TelemetryCursor:
     seen_ids: frozenset[int]
 
     def serialize(self) -> str:
-        return json.dumps({"watermark": iso_utc(self.watermark), "ids": id_ranges(self.seen_ids)}, separators=(",", ":"))
+        return json.dumps(
+            {"watermark": iso_utc(self.watermark), "ids": id_ranges(self.seen_ids)}, separators=(",", ":")
+        )
 
     @classmethod
     def parse(cls, text: str | None) -> TelemetryCursor | None:
@@ -39,7 +41,7 @@ class TelemetryCursor:
             return None
         try:
             data = json.loads(text)
-            watermark = datetime.fromisoformat(data["watermark"].replace("Z", "+00:00")).astimezone(UTC)
+            watermark = datetime.fromisoformat(data["watermark"]).astimezone(UTC)
             ids = frozenset(i for lo, hi in data["ids"] for i in range(int(lo), int(hi) + 1))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
@@ -74,20 +76,30 @@ def _key(*parts: object) -> str:
     return "guardrails-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
-def scan_telemetry(source: SourceDatabase, cursor: TelemetryCursor | None, lookback: timedelta) -> TelemetryScan:
+def scan_telemetry(
+    source: SourceDatabase, cursor: TelemetryCursor | None, lookback: timedelta
+) -> TelemetryScan:
     """Compare the source's telemetry windows with the cursor."""
     table = source.table(TELEMETRY_TABLE)
     with source.connect() as conn:
         if cursor is None:
-            count, max_id, watermark = conn.fetchone(f"select count(*), max(id), max(recorded_at) from {table}")
+            count, max_id, watermark = conn.fetchone(
+                f"select count(*), max(id), max(recorded_at) from {table}"
+            )
             if not count:
                 return TelemetryScan(0, None, None, f"no telemetry windows in {source.describe()} yet")
-            ids = conn.fetchall(f"select id from {table} where recorded_at >= :since", {"since": watermark - lookback})
+            ids = conn.fetchall(
+                f"select id from {table} where recorded_at >= :since", {"since": watermark - lookback}
+            )
             new_cursor = TelemetryCursor(watermark.astimezone(UTC), frozenset(int(r[0]) for r in ids))
             # First tick: everything recorded so far is one set of new windows.
-            return TelemetryScan(int(count), new_cursor, _key("all", count, max_id, iso_utc(watermark)), "first scan")
+            return TelemetryScan(
+                int(count), new_cursor, _key("all", count, max_id, iso_utc(watermark)), "first scan"
+            )
         since = cursor.watermark - lookback
-        rows = conn.fetchall(f"select id, recorded_at from {table} where recorded_at >= :since", {"since": since})
+        rows = conn.fetchall(
+            f"select id, recorded_at from {table} where recorded_at >= :since", {"since": since}
+        )
     new_ids = sorted(int(i) for i, _ in rows if int(i) not in cursor.seen_ids)
     if not new_ids:
         return TelemetryScan(
@@ -108,7 +120,9 @@ def scan_telemetry(source: SourceDatabase, cursor: TelemetryCursor | None, lookb
     )
 
 
-def build_guardrail_telemetry_sensor(job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition, lookback: timedelta):
+def build_guardrail_telemetry_sensor(
+    job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition, lookback: timedelta
+):
     """The sensor (every 30 s) that starts `job` once per new set of telemetry windows."""
 
     @dg.sensor(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 from assets.guardrail_store import STATUS_MART
@@ -61,7 +61,7 @@ class RecordingServer:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 reply = server._record(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
@@ -84,11 +84,11 @@ class RecordingServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> RecordingServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -146,7 +146,11 @@ class Window:
 
     def row(self) -> tuple:
         severity = classify_severity(self.guardrail_failures, self.replay_failures)
-        reasons = "" if severity == "ok" else f"guardrail_failures {self.guardrail_failures}; replay_failures {self.replay_failures}"
+        reasons = (
+            ""
+            if severity == "ok"
+            else f"guardrail_failures {self.guardrail_failures}; replay_failures {self.replay_failures}"
+        )
         return (
             self.provider_id,
             self.provider_name,

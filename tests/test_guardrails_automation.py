@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from conftest import postgres_available
 from guardrails_support import RecordingServer, Reply, Window, table_rows, unused_port_url, write_status_mart
 
 from assets.guardrail_store import NOTIFICATIONS
 from assets.guardrails import build_guardrail_definitions
-from conftest import postgres_available
 from resources.app_api import FOLLOWUPS_PATH, AppApi
 from resources.slack import SlackNotifier
 from resources.warehouse import Warehouse
@@ -31,10 +31,15 @@ guardrail_actions, operator_job = build_guardrail_definitions(BASE)
 
 ENGINES = [
     "duckdb",
-    pytest.param("postgres", marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(not postgres_available(), reason="PostgreSQL on 127.0.0.1:5432 is not running"),
-    ]),
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(
+                not postgres_available(), reason="PostgreSQL on 127.0.0.1:5432 is not running"
+            ),
+        ],
+    ),
 ]
 
 
@@ -56,7 +61,9 @@ class Harness:
     def set_servers(self, slack_url: str, api_url: str) -> None:
         self.resources = {
             "warehouse": self.warehouse,
-            "slack": SlackNotifier(bot_token="xoxb-secret", channel="#concierge-automation", api_base_url=slack_url + "/api"),
+            "slack": SlackNotifier(
+                bot_token="xoxb-secret", channel="#concierge-automation", api_base_url=slack_url + "/api"
+            ),
             "app_api": AppApi(base_url=api_url, api_key=KEY, backoff_seconds=0.02, max_attempts=2),
         }
 
@@ -82,8 +89,18 @@ def texts(server: RecordingServer) -> list[str]:
     return [r.json()["text"] for r in server.to(POST)]
 
 
-def alert(provider_name, slug, failures, replays, action, notes, provider_id, header=":warning: Guardrail alert for",
-          slice_="Live conversion slice", query=""):
+def alert(
+    provider_name,
+    slug,
+    failures,
+    replays,
+    action,
+    notes,
+    provider_id,
+    header=":warning: Guardrail alert for",
+    slice_="Live conversion slice",
+    query="",
+):
     return (
         f"{header} *{provider_name}* `{slug}`\n"
         f"• Failures: {failures} · Replays: {replays}\n"
@@ -113,16 +130,31 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
         write_status_mart(warehouse, FIRST_WINDOWS)
 
         # An operator pauses prov-op while reviewing a historical slice.
-        result = h.operator(provider_id="prov-op", action="pause", actor="lee@ops",
-                            notes="Holding <refunds> & chargebacks", conversion_cursor="2026-11-25T00:00:00Z")
+        result = h.operator(
+            provider_id="prov-op",
+            action="pause",
+            actor="lee@ops",
+            notes="Holding <refunds> & chargebacks",
+            conversion_cursor="2026-11-25T00:00:00Z",
+        )
         assert result.success
-        assert texts(slack) == [alert(
-            "Opal", "spring-offer", 0, "0/10", "pause", "Holding &lt;refunds&gt; &amp; chargebacks", "prov-op",
-            slice_="Historical conversion slice", query="?conversionCursor=2026-11-25T00:00:00Z",
-        )]
+        assert texts(slack) == [
+            alert(
+                "Opal",
+                "spring-offer",
+                0,
+                "0/10",
+                "pause",
+                "Holding &lt;refunds&gt; &amp; chargebacks",
+                "prov-op",
+                slice_="Historical conversion slice",
+                query="?conversionCursor=2026-11-25T00:00:00Z",
+            )
+        ]
         [observation] = [
             e.event_specific_data.asset_observation
-            for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"
+            for e in result.all_events
+            if e.event_type_value == "ASSET_OBSERVATION"
         ]
         assert observation.metadata["paused_providers_count"].value == 1
 
@@ -133,19 +165,53 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
         assert (meta["providers_evaluated"], meta["criticals"], meta["warnings"]) == (7, 3, 2)
         assert (meta["auto_paused"], meta["auto_resumed"], meta["warnings_sent"]) == (3, 0, 2)
         assert meta["paused_providers_count"] == 4
-        assert (meta["slack_sent"], meta["slack_failed"], meta["app_api_sent"], meta["app_api_failed"]) == (5, 0, 3, 0)
+        assert (meta["slack_sent"], meta["slack_failed"], meta["app_api_sent"], meta["app_api_failed"]) == (
+            5,
+            0,
+            3,
+            0,
+        )
         sent = texts(slack)[1:]
-        assert sorted(sent) == sorted([
-            alert("Acme Ads", "spring-offer", 3, "1/10", "pause", AUTO, "prov-crit"),
-            alert("Rhea", "spring-offer", 0, "5/12", "pause", AUTO, "prov-r5"),
-            alert("&lt;!channel&gt; &amp; &lt;http://x|y&gt;", "a&amp;b", 4, "0/10", "pause", AUTO, "prov-esc"),
-            alert("Gamma", "spring-offer", 2, "0/10", "none", "guardrail_failures 2; replay_failures 0", "prov-g2",
-                  header=":large_yellow_circle: Guardrail warning for"),
-            alert("Rho", "spring-offer", 0, "4/10", "none", "guardrail_failures 0; replay_failures 4", "prov-r4",
-                  header=":large_yellow_circle: Guardrail warning for"),
-        ])
+        assert sorted(sent) == sorted(
+            [
+                alert("Acme Ads", "spring-offer", 3, "1/10", "pause", AUTO, "prov-crit"),
+                alert("Rhea", "spring-offer", 0, "5/12", "pause", AUTO, "prov-r5"),
+                alert(
+                    "&lt;!channel&gt; &amp; &lt;http://x|y&gt;",
+                    "a&amp;b",
+                    4,
+                    "0/10",
+                    "pause",
+                    AUTO,
+                    "prov-esc",
+                ),
+                alert(
+                    "Gamma",
+                    "spring-offer",
+                    2,
+                    "0/10",
+                    "none",
+                    "guardrail_failures 2; replay_failures 0",
+                    "prov-g2",
+                    header=":large_yellow_circle: Guardrail warning for",
+                ),
+                alert(
+                    "Rho",
+                    "spring-offer",
+                    0,
+                    "4/10",
+                    "none",
+                    "guardrail_failures 0; replay_failures 4",
+                    "prov-r4",
+                    header=":large_yellow_circle: Guardrail warning for",
+                ),
+            ]
+        )
         assert all("<!channel>" not in t for t in texts(slack))
-        states = {r["provider_id"]: (r["status"], r["paused_by"]) for r in h.rows("provider_automation_state", "provider_id")}
+        states = {
+            r["provider_id"]: (r["status"], r["paused_by"])
+            for r in h.rows("provider_automation_state", "provider_id")
+        }
         assert states == {
             "prov-crit": ("paused", "automation"),
             "prov-esc": ("paused", "automation"),
@@ -162,7 +228,12 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
         crit = followups[1]
         assert crit["notes"] == AUTO and crit["conversion_cursor"] is None
         assert crit["conversion_link"] == f"{BASE}/admin/reports#experiment-analytics"
-        assert (crit["severity"], crit["guardrail_failures"], crit["replay_failures"], crit["replay_total"]) == ("critical", 3, 1, 10)
+        assert (
+            crit["severity"],
+            crit["guardrail_failures"],
+            crit["replay_failures"],
+            crit["replay_total"],
+        ) == ("critical", 3, 1, 10)
         assert crit["telemetry_window_end"] == T1
         # Every follow-up reached the app once (the 500 was retried), camelCase, with the key.
         posts = app.to(FOLLOWUPS_PATH)
@@ -171,17 +242,35 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
         assert all(p.headers["x-api-key"] == KEY for p in posts)
         crit_post = next(p.json() for p in posts if p.json()["id"] == crit["id"])
         assert crit_post == {
-            "id": crit["id"], "providerId": "prov-crit", "providerName": "Acme Ads", "experimentSlug": "spring-offer",
-            "variantKey": "b", "action": "pause", "statusAfter": "paused", "severity": "critical",
-            "guardrailFailures": 3, "replayFailures": 1, "replayTotal": 10, "notes": AUTO, "actor": "automation",
-            "conversionCursor": None, "conversionLink": f"{BASE}/admin/reports#experiment-analytics",
-            "telemetryWindowEnd": "2026-11-26T10:00:00Z", "createdAt": crit_post["createdAt"],
+            "id": crit["id"],
+            "providerId": "prov-crit",
+            "providerName": "Acme Ads",
+            "experimentSlug": "spring-offer",
+            "variantKey": "b",
+            "action": "pause",
+            "statusAfter": "paused",
+            "severity": "critical",
+            "guardrailFailures": 3,
+            "replayFailures": 1,
+            "replayTotal": 10,
+            "notes": AUTO,
+            "actor": "automation",
+            "conversionCursor": None,
+            "conversionLink": f"{BASE}/admin/reports#experiment-analytics",
+            "telemetryWindowEnd": "2026-11-26T10:00:00Z",
+            "createdAt": crit_post["createdAt"],
         }
         assert crit_post["createdAt"].endswith("Z")
 
         # The same windows again: nothing changes, nothing is sent.
         meta = h.evaluate()
-        assert (meta["new_windows"], meta["auto_paused"], meta["warnings_sent"], meta["slack_sent"], meta["app_api_sent"]) == (0, 0, 0, 0, 0)
+        assert (
+            meta["new_windows"],
+            meta["auto_paused"],
+            meta["warnings_sent"],
+            meta["slack_sent"],
+            meta["app_api_sent"],
+        ) == (0, 0, 0, 0, 0)
         assert len(texts(slack)) == 6 and len(app.to(FOLLOWUPS_PATH)) == 5
 
         # prov-crit stays critical over new windows: nothing more. prov-op's telemetry clears: stays paused.
@@ -190,47 +279,82 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
         windows["prov-op"] = Window("prov-op", "Opal", T2)
         write_status_mart(warehouse, windows.values())
         meta = h.evaluate()
-        assert (meta["new_windows"], meta["auto_paused"], meta["auto_resumed"], meta["slack_sent"]) == (2, 0, 0, 0)
+        assert (meta["new_windows"], meta["auto_paused"], meta["auto_resumed"], meta["slack_sent"]) == (
+            2,
+            0,
+            0,
+            0,
+        )
 
         # prov-crit clears: resumed once, one follow-up, one message. prov-op still stays paused.
         windows["prov-crit"] = Window("prov-crit", "Acme Ads", T3, replay_total=11)
         windows["prov-op"] = Window("prov-op", "Opal", T3)
         write_status_mart(warehouse, windows.values())
         meta = h.evaluate()
-        assert (meta["auto_paused"], meta["auto_resumed"], meta["slack_sent"], meta["app_api_sent"]) == (0, 1, 1, 1)
+        assert (meta["auto_paused"], meta["auto_resumed"], meta["slack_sent"], meta["app_api_sent"]) == (
+            0,
+            1,
+            1,
+            1,
+        )
         assert texts(slack)[-1] == alert(
-            "Acme Ads", "spring-offer", 0, "0/11", "resume", AUTO_RESUME, "prov-crit",
+            "Acme Ads",
+            "spring-offer",
+            0,
+            "0/11",
+            "resume",
+            AUTO_RESUME,
+            "prov-crit",
             header=":white_check_mark: Automation resumed for",
         )
         h.evaluate()  # and again: nothing
         assert len(texts(slack)) == 7
 
-        states = {r["provider_id"]: (r["status"], r["paused_by"]) for r in h.rows("provider_automation_state", "provider_id")}
+        states = {
+            r["provider_id"]: (r["status"], r["paused_by"])
+            for r in h.rows("provider_automation_state", "provider_id")
+        }
         assert states["prov-crit"] == ("active", None)
         assert states["prov-op"] == ("paused", "operator")
         followups = h.rows("guardrail_followups", "created_at, provider_id")
         assert [(f["provider_id"], f["action"]) for f in followups][-1] == ("prov-crit", "resume")
         assert len(followups) == 5
         runs = h.rows("automation_runs", "ran_at")
-        assert [(r["providers_evaluated"], r["criticals"], r["warnings"], r["auto_paused"], r["auto_resumed"]) for r in runs] == [
-            (7, 3, 2, 3, 0), (7, 3, 2, 0, 0), (7, 3, 2, 0, 0), (7, 2, 2, 0, 1), (7, 2, 2, 0, 0),
+        assert [
+            (r["providers_evaluated"], r["criticals"], r["warnings"], r["auto_paused"], r["auto_resumed"])
+            for r in runs
+        ] == [
+            (7, 3, 2, 3, 0),
+            (7, 3, 2, 0, 0),
+            (7, 3, 2, 0, 0),
+            (7, 2, 2, 0, 1),
+            (7, 2, 2, 0, 0),
         ]
         assert runs[0]["summary"] == (
             "7 providers evaluated (7 new windows): 3 critical, 2 warning. Auto-paused: Acme Ads (prov-crit), "
             "<!channel> & <http://x|y> (prov-esc), Rhea (prov-r5). Auto-resumed: none. Warnings sent: 2."
         )
-        assert runs[3]["summary"].endswith("Auto-paused: none. Auto-resumed: Acme Ads (prov-crit). Warnings sent: 0.")
+        assert runs[3]["summary"].endswith(
+            "Auto-paused: none. Auto-resumed: Acme Ads (prov-crit). Warnings sent: 0."
+        )
 
 
 def test_app_down_then_back_and_slack_down_then_back(warehouse):
     """A failed delivery is recorded and retried by the next run; nothing is decided twice."""
     write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3)])
     h = Harness(warehouse, unused_port_url(), unused_port_url())
-    h.resources["slack"] = SlackNotifier(bot_token="xoxb-secret", api_base_url=unused_port_url() + "/api", max_retries=0)
+    h.resources["slack"] = SlackNotifier(
+        bot_token="xoxb-secret", api_base_url=unused_port_url() + "/api", max_retries=0
+    )
     meta = h.evaluate()
     assert (meta["auto_paused"], meta["slack_failed"], meta["app_api_failed"]) == (1, 1, 1)
     [note] = h.rows(NOTIFICATIONS, "id")
-    assert (note["slack_status"], note["api_status"], note["slack_attempts"], note["api_attempts"]) == ("failed", "failed", 1, 1)
+    assert (note["slack_status"], note["api_status"], note["slack_attempts"], note["api_attempts"]) == (
+        "failed",
+        "failed",
+        1,
+        1,
+    )
     assert "unreachable" in note["api_error"] and KEY not in note["api_error"]
     assert "xoxb-secret" not in note["slack_error"]
 
@@ -246,7 +370,12 @@ def test_app_down_then_back_and_slack_down_then_back(warehouse):
     [followup] = h.rows("guardrail_followups", "id")
     assert post.json()["id"] == followup["id"] and followup["action"] == "pause"
     [note] = h.rows(NOTIFICATIONS, "id")
-    assert (note["slack_status"], note["api_status"], note["slack_attempts"], note["api_attempts"]) == ("sent", "sent", 2, 2)
+    assert (note["slack_status"], note["api_status"], note["slack_attempts"], note["api_attempts"]) == (
+        "sent",
+        "sent",
+        2,
+        2,
+    )
     assert note["slack_ref"] == "1764180000.000001"
 
 
@@ -258,7 +387,10 @@ def test_operator_followups_resume_escalate_note_and_unknown_provider(warehouse)
         assert h.operator(provider_id="prov-1", action="resume", actor="kim", notes="false alarm").success
         again = h.operator(provider_id="prov-1", action="resume", actor="kim", notes="false alarm")
         assert again.output_for_node("record_operator_followup")["status"] == "unchanged"
-        assert again.output_for_node("record_operator_followup")["reason"] == "provider prov-1 is not paused; nothing recorded"
+        assert (
+            again.output_for_node("record_operator_followup")["reason"]
+            == "provider prov-1 is not paused; nothing recorded"
+        )
         assert h.operator(provider_id="prov-1", action="escalate", actor="kim").success
         # The operator resumed on the same critical window: automation does not overrule it.
         meta = h.evaluate()
@@ -277,22 +409,38 @@ def test_operator_followups_resume_escalate_note_and_unknown_provider(warehouse)
             alert("Acme", "spring-offer", 3, "0/10", "escalate", "-", "prov-1"),
             alert("Acme", "spring-offer", 3, "0/10", "pause", "holding", "prov-1"),
         ]
-        assert [p.json()["action"] for p in app.to(FOLLOWUPS_PATH)] == ["pause", "resume", "escalate", "pause"]
+        assert [p.json()["action"] for p in app.to(FOLLOWUPS_PATH)] == [
+            "pause",
+            "resume",
+            "escalate",
+            "pause",
+        ]
     followups = h.rows("guardrail_followups", "created_at")
     assert [(f["action"], f["actor"], f["status_after"]) for f in followups] == [
-        ("pause", "automation", "paused"), ("resume", "kim", "active"), ("escalate", "kim", "active"),
+        ("pause", "automation", "paused"),
+        ("resume", "kim", "active"),
+        ("escalate", "kim", "active"),
         ("pause", "kim", "paused"),
     ]
     [state] = h.rows("provider_automation_state", "provider_id")
-    assert (state["status"], state["paused_by"], state["last_followup_id"]) == ("paused", "operator", followups[-1]["id"])
+    assert (state["status"], state["paused_by"], state["last_followup_id"]) == (
+        "paused",
+        "operator",
+        followups[-1]["id"],
+    )
 
 
 def test_evaluation_without_the_mart_says_how_to_fix(tmp_path):
     warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
     h = Harness(warehouse, unused_port_url(), unused_port_url())
-    result = dg.materialize([guardrail_actions], resources=h.resources, instance=h.instance, raise_on_error=False)
+    result = dg.materialize(
+        [guardrail_actions], resources=h.resources, instance=h.instance, raise_on_error=False
+    )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.event_specific_data.user_failure_data.description
-    assert f"table analytics.provider_guardrail_status does not exist on duckdb file {tmp_path / 'w.duckdb'}" in message
+    assert (
+        f"table analytics.provider_guardrail_status does not exist on duckdb file {tmp_path / 'w.duckdb'}"
+        in message
+    )
     assert "build it with `pricing-ops refresh`" in message

@@ -29,7 +29,9 @@ def test_web_api_posts_to_the_channel_through_base_url():
 
 def test_web_api_honours_429_retry_after_then_succeeds():
     with RecordingServer() as server:
-        server.script("/api/chat.postMessage", Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}))
+        server.script(
+            "/api/chat.postMessage", Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+        )
         slack = SlackNotifier(bot_token=TOKEN, api_base_url=server.url + "/api/")
         ts = slack.post_message("after the limit")
         first, second = server.to("/api/chat.postMessage")

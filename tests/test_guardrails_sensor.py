@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from conftest import postgres_available
 from handmade_source import create_source, insert_rows
 
-from conftest import postgres_available
 from orchestration.guardrails import guardrail_evaluation_job
 from resources.source import SourceDatabase
 from sensors.guardrail_telemetry import TelemetryCursor, build_guardrail_telemetry_sensor, id_ranges
@@ -58,13 +58,20 @@ class PostgresSource:
                 )
 
 
-@pytest.fixture(params=[
-    "demo",
-    pytest.param("postgres", marks=[
-        pytest.mark.postgres,
-        pytest.mark.skipif(not postgres_available(), reason="PostgreSQL on 127.0.0.1:5432 is not running"),
-    ]),
-])
+@pytest.fixture(
+    params=[
+        "demo",
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    not postgres_available(), reason="PostgreSQL on 127.0.0.1:5432 is not running"
+                ),
+            ],
+        ),
+    ]
+)
 def source(request, tmp_path):
     if request.param == "demo":
         return DemoSource(tmp_path / "demo_source.duckdb")
@@ -73,9 +80,17 @@ def source(request, tmp_path):
 
 def window(id_: int, recorded_at: datetime, provider: str = "prov-1") -> dict:
     return {
-        "id": id_, "provider_id": provider, "experiment_slug": "spring-offer", "variant_key": "b",
-        "window_start": recorded_at - timedelta(minutes=5), "window_end": recorded_at, "guardrail_checks": 10,
-        "guardrail_failures": 0, "replay_total": 0, "replay_failures": 0, "recorded_at": recorded_at,
+        "id": id_,
+        "provider_id": provider,
+        "experiment_slug": "spring-offer",
+        "variant_key": "b",
+        "window_start": recorded_at - timedelta(minutes=5),
+        "window_end": recorded_at,
+        "guardrail_checks": 10,
+        "guardrail_failures": 0,
+        "replay_total": 0,
+        "replay_failures": 0,
+        "recorded_at": recorded_at,
     }
 
 
@@ -142,7 +157,10 @@ def test_sources_without_telemetry_skip_with_a_reason(tmp_path):
     assert "does not exist; create it with `pricing-ops demo-source`" in result.skip_message
     api = SourceDatabase(api_base_url="http://127.0.0.1:9", api_key="secret-key")
     result = sensor(dg.build_sensor_context(instance=instance, resources={"source": api}))
-    assert "has no provider_guardrail_telemetry" in result.skip_message and "secret-key" not in result.skip_message
+    assert (
+        "has no provider_guardrail_telemetry" in result.skip_message
+        and "secret-key" not in result.skip_message
+    )
 
 
 def test_cursor_round_trip_and_unreadable_cursor():

@@ -1,0 +1,157 @@
+"""`pricing-ops guardrails evaluate` and `pricing-ops guardrails followup ...`.
+
+Both run a job of the definitions in this process, recorded in the same Dagster instance the UI
+shows: `guardrail_evaluation` (what the sensor starts) and `guardrail_operator_followup`.
+Progress and what was done go to stderr; a JSON outcome goes to stdout for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from orchestration.cli import CommandError
+from orchestration.settings import get_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser(
+        "guardrails", help="guardrail automation: evaluate now, or record an operator follow-up"
+    )
+    actions = group.add_subparsers(dest="guardrails_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser(
+        "evaluate", help="one guardrail run now (refresh telemetry, evaluate, act, notify)"
+    )
+    p.set_defaults(func=cmd_evaluate)
+
+    p = actions.add_parser("followup", help="record an operator's follow-up (pause, resume, escalate, note)")
+    p.add_argument("--provider", required=True, help="the provider's id (fulfillment_providers.id)")
+    p.add_argument("--action", required=True, choices=["pause", "resume", "escalate", "note"])
+    p.add_argument("--actor", required=True, help="who takes the action (email or handle)")
+    p.add_argument("--notes", default=None, help="free text for Slack and the follow-up feed")
+    p.add_argument(
+        "--conversion-cursor",
+        default=None,
+        help="the ?conversionCursor= of the historical conversion slice reviewed",
+    )
+    p.set_defaults(func=cmd_followup)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _failure_reason(result: Any) -> str:
+    """The user-facing reason of a failed run: a `Failure`'s description, else the error's last line."""
+    for event in result.all_events:
+        data = event.event_specific_data if event.is_failure else None
+        if data is None:
+            continue
+        user = getattr(data, "user_failure_data", None)
+        if user is not None and user.description:
+            return user.description
+        error = getattr(data, "error", None)
+        if error is not None:
+            return error.message.strip().splitlines()[-1]
+    return "see the run's logs in the Dagster UI"
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout (dbt's subprocess output included) to stderr meanwhile, so
+    stdout carries only the command's JSON outcome."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _run(job_name: str, run_config: dict[str, Any] | None = None):
+    from dagster import DagsterInstance
+
+    from orchestration.instance import prepare_dagster_home
+
+    settings = get_settings()
+    prepare_dagster_home(settings)
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    with stdout_to_stderr(), DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=run_config or {}, instance=instance, raise_on_error=False)
+    if not result.success:
+        raise CommandError(f"job {job_name} failed (run {result.run_id}): {_failure_reason(result)}")
+    return result
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    progress("guardrails: refreshing provider_guardrail_status and evaluating every provider")
+    result = _run("guardrail_evaluation")
+    [materialization] = result.asset_materializations_for_node("guardrail_actions")
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    progress(f"run {result.run_id}: {meta['summary']}")
+    progress(
+        f"deliveries: Slack {meta['slack_sent']} sent, {meta['slack_failed']} failed; app API "
+        f"{meta['app_api_sent']} sent, {meta['app_api_failed']} failed; "
+        f"{meta['deliveries_left_for_next_run']} left for the next run"
+    )
+    if meta["slack_failed"] or meta["app_api_failed"]:
+        progress(f"delivery errors (retried by the next run):\n{meta['delivery_errors']}")
+    progress(f"paused providers now: {meta['paused_providers_count']}")
+    outcome = {
+        "runId": result.run_id,
+        **{
+            key: meta[key]
+            for key in (
+                "providers_evaluated",
+                "new_windows",
+                "criticals",
+                "warnings",
+                "auto_paused",
+                "auto_resumed",
+                "warnings_sent",
+                "slack_sent",
+                "slack_failed",
+                "app_api_sent",
+                "app_api_failed",
+                "paused_providers_count",
+                "summary",
+            )
+        },
+    }
+    print(json.dumps(outcome))
+    return 0
+
+
+def cmd_followup(args: argparse.Namespace) -> int:
+    config = {
+        "provider_id": args.provider,
+        "action": args.action,
+        "actor": args.actor,
+        "notes": args.notes,
+        "conversion_cursor": args.conversion_cursor,
+    }
+    result = _run("guardrail_operator_followup", {"ops": {"record_operator_followup": {"config": config}}})
+    outcome = result.output_for_node("record_operator_followup")
+    if outcome["status"] == "unchanged":
+        progress(outcome["reason"])
+    else:
+        f = outcome["followup"]
+        progress(
+            f"recorded {f['action']} by {f['actor']} for {f['providerId']}: status {f['statusAfter']} (id {f['id']})"
+        )
+    progress(f"deliveries: {outcome['deliveries']}")
+    for error in outcome["delivery_errors"]:
+        progress(f"  {error} (retried by the next run)")
+    print(json.dumps({"runId": result.run_id, **outcome}))
+    return 0
