@@ -55,7 +55,8 @@ JOB_FOR_KIND: dict[str, str] = {"slack": SLACK_JOB, "email": EMAIL_JOB}
 
 
 class DigestOptions(dg.ConfigurableResource):
-    """Digest settings (contract sections 4, 6). Resource key `digest_options`."""
+    """Settings of the digests and the readiness report (contract sections 4, 6, 7). Resource key
+    `digest_options`."""
 
     app_base_url: str = Field(default="https://app.smplat.local", description="APP_BASE_URL: links in digests")
     weekly_digest_enabled: bool = Field(
