@@ -17,7 +17,7 @@ row-by-row inserts would take seconds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -46,6 +46,8 @@ _PG_LOCK_KEY = 7_245_119_301
 
 # A delivery that keeps failing is retried by this many runs, then left as `failed` for a person.
 MAX_DELIVERY_ATTEMPTS = 20
+# A claim older than this belongs to a delivery pass that died: its messages are sent again.
+STALE_CLAIM = timedelta(minutes=10)
 
 _T = {"text": ("varchar", "text"), "int": ("integer", "integer"), "ts": ("timestamptz", "timestamptz")}
 
@@ -124,6 +126,8 @@ TABLES: dict[str, tuple[tuple[tuple[str, str, bool], ...], str]] = {
             ("api_attempts", "int", False),
             ("api_error", "text", True),
             ("api_sent_at", "ts", True),
+            ("claimed_by", "text", True),  # the delivery pass sending it now (two runs never both send)
+            ("claimed_at", "ts", True),
         ),
         "id",
     ),
@@ -372,6 +376,8 @@ def _notification_rows(
             0,
             None,
             None,
+            None,
+            None,
         )
         for n in notifications
     ]
@@ -432,19 +438,52 @@ def record_followup(
 
 
 # Deliveries -------------------------------------------------------------------------------------------
-def pending_deliveries(warehouse: Warehouse, conn: WarehouseConnection) -> list[dict[str, Any]]:
-    """Notifications with a channel still to deliver, oldest first, each with its follow-up's columns."""
+def slack_due(row: dict[str, Any]) -> bool:
+    return row["slack_status"] in ("pending", "failed") and row["slack_attempts"] < MAX_DELIVERY_ATTEMPTS
+
+
+def api_due(row: dict[str, Any]) -> bool:
+    return row["api_status"] in ("pending", "failed") and row["api_attempts"] < MAX_DELIVERY_ATTEMPTS
+
+
+_DUE = (
+    f"((n.slack_status in ('pending', 'failed') and n.slack_attempts < {MAX_DELIVERY_ATTEMPTS})"
+    f" or (n.api_status in ('pending', 'failed') and n.api_attempts < {MAX_DELIVERY_ATTEMPTS}))"
+)
+
+
+def claim_deliveries(
+    warehouse: Warehouse, conn: WarehouseConnection, claim: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Claim the notifications with a channel still to deliver and return them, oldest first, each with
+    its follow-up's columns. Rows another live pass claimed are left to it (call under `begin_exclusive`)."""
+    table = f"{warehouse.schema}.{NOTIFICATIONS}"
+    conn.execute(
+        f"""
+        update {table} as n set claimed_by = :claim, claimed_at = :now
+        where {_DUE} and (n.claimed_by is null or n.claimed_at < :stale)
+        """,
+        {"claim": claim, "now": now, "stale": now - STALE_CLAIM},
+    )
     followup_columns = ", ".join(f"f.{c} as f_{c}" for c in FOLLOWUP_COLUMNS)
     return conn.fetch_dicts(
         f"""
         select n.id, n.kind, n.provider_id, n.followup_id, n.text, n.slack_status, n.slack_attempts,
                n.api_status, n.api_attempts, {followup_columns}
-        from {warehouse.schema}.{NOTIFICATIONS} as n
+        from {table} as n
         left join {warehouse.schema}.{FOLLOWUPS} as f on f.id = n.followup_id
-        where (n.slack_status in ('pending', 'failed') and n.slack_attempts < {MAX_DELIVERY_ATTEMPTS})
-           or (n.api_status in ('pending', 'failed') and n.api_attempts < {MAX_DELIVERY_ATTEMPTS})
+        where n.claimed_by = :claim
         order by n.created_at, n.id
-        """
+        """,
+        {"claim": claim},
+    )
+
+
+def release_claim(warehouse: Warehouse, conn: WarehouseConnection, claim: str) -> None:
+    """Hand back what a pass claimed and did not send (left for the next run)."""
+    conn.execute(
+        f"update {warehouse.schema}.{NOTIFICATIONS} set claimed_by = null, claimed_at = null where claimed_by = :c",
+        {"c": claim},
     )
 
 

@@ -17,17 +17,20 @@ import dagster as dg
 from pydantic import Field
 
 from assets.guardrail_store import (
+    api_due,
     apply_plan,
     begin_exclusive,
+    claim_deliveries,
     followup_from_prefixed,
     load_candidates,
     load_provider_name,
     load_states,
     load_status_rows,
     paused_providers,
-    pending_deliveries,
     record_deliveries,
     record_followup,
+    release_claim,
+    slack_due,
 )
 from models.guardrails import (
     EvaluationPlan,
@@ -97,29 +100,32 @@ def deliver_pending(
 ) -> DeliveryReport:
     """Send every recorded message not yet delivered (this run's and earlier failures), oldest first."""
     report = DeliveryReport()
+    claim = str(uuid.uuid4())
     with warehouse.connect() as conn:
         begin_exclusive(warehouse, conn)
-        pending = pending_deliveries(warehouse, conn)
+        pending = claim_deliveries(warehouse, conn, claim, datetime.now(UTC))
     results: list[dict[str, Any]] = []
     failures_in_a_row = {"slack": 0, "api": 0}
     last_flush = time.monotonic()
 
-    def flush() -> None:
+    def flush(final: bool = False) -> None:
         nonlocal last_flush
-        if results:
+        if results or final:
             with warehouse.connect() as conn:
                 record_deliveries(warehouse, conn, results)
+                if final:
+                    release_claim(warehouse, conn, claim)
             results.clear()
         last_flush = time.monotonic()
 
     try:
         for row in pending:
-            if row["slack_status"] in ("pending", "failed"):
+            if slack_due(row):
                 if failures_in_a_row["slack"] >= CONSECUTIVE_FAILURES_TO_STOP:
                     report.left_for_next_run += 1
                 else:
                     results.append(_send_slack(slack, row, report, failures_in_a_row, log))
-            if row["api_status"] in ("pending", "failed") and row["followup_id"] and app_api.enabled:
+            if api_due(row) and row["followup_id"] and app_api.enabled:
                 if failures_in_a_row["api"] >= CONSECUTIVE_FAILURES_TO_STOP:
                     report.left_for_next_run += 1
                 else:
@@ -127,7 +133,7 @@ def deliver_pending(
             if len(results) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 flush()
     finally:
-        flush()
+        flush(final=True)
     return report
 
 

@@ -444,3 +444,31 @@ def test_evaluation_without_the_mart_says_how_to_fix(tmp_path):
         in message
     )
     assert "build it with `pricing-ops refresh`" in message
+
+
+def test_a_message_claimed_by_another_live_pass_is_not_sent_twice(warehouse):
+    from datetime import datetime as dt
+
+    from assets.guardrail_store import begin_exclusive, claim_deliveries
+    from assets.guardrails import deliver_pending, evaluate_guardrails
+
+    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3)])
+    evaluate_guardrails(warehouse, run_id="r1", ran_at=dt.now(UTC), app_base_url=BASE, api_enabled=False)
+    with warehouse.connect() as conn:  # another pass (another process) claims the message now
+        begin_exclusive(warehouse, conn)
+        assert len(claim_deliveries(warehouse, conn, "other-pass", dt.now(UTC))) == 1
+    with RecordingServer() as slack:
+        notifier = SlackNotifier(bot_token="xoxb-secret", api_base_url=slack.url + "/api")
+        assert deliver_pending(warehouse, notifier, AppApi()).slack_sent == 0
+        assert slack.to(POST) == []
+        # A claim older than ten minutes belongs to a pass that died: its message is sent.
+        with warehouse.connect() as conn:
+            conn.execute(
+                "update analytics.guardrail_notifications set claimed_at = :t",
+                {"t": dt.now(UTC) - timedelta(minutes=11)},
+            )
+        assert deliver_pending(warehouse, notifier, AppApi()).slack_sent == 1
+        assert deliver_pending(warehouse, notifier, AppApi()).slack_sent == 0
+        assert len(slack.to(POST)) == 1
+    [note] = table_rows(warehouse, NOTIFICATIONS, "id")
+    assert (note["slack_status"], note["claimed_by"], note["api_status"]) == ("sent", None, "skipped")
