@@ -152,12 +152,13 @@ GUARDRAIL_STATUS = {
 
 REJECTS = {(10, 2, "duplicate_slug"), (14, None, "pricing_experiments_string")}
 
-# ---- a second batch: new and changed source rows ------------------------------------------------
+# ---- a second batch: new and changed source rows, written after everything above (e12 reached the
+# source at 2026-11-21T00:00Z, so these come later) ----------------------------------------------
 CHANGES = {
-    "orders": [_order("o3", "paid", "70.00", "USD", 7, updated="2026-11-19T13:00:00Z")],  # now booked
-    "onboarding_journeys": [_journey("j5", "o5", "completed", updated="2026-11-19T13:00:00Z")],
+    "orders": [_order("o3", "paid", "70.00", "USD", 7, updated="2026-11-21T01:00:00Z")],  # now booked
+    "onboarding_journeys": [_journey("j5", "o5", "completed", updated="2026-11-21T01:00:00Z")],
     "onboarding_journey_events": [
-        _event(15, "j3", "2026-11-19T05:00:00Z", [_exp("spring-offer", "b")], ingested="2026-11-19T13:00:00Z"),
+        _event(15, "j3", "2026-11-19T05:00:00Z", [_exp("spring-offer", "b")], ingested="2026-11-21T01:00:00Z"),
     ],
     "provider_guardrail_telemetry": [_window(5, "p1", "2026-11-19T12:00:00Z", 0, 0)],
 }

@@ -105,7 +105,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def print_mart_counts(settings: Settings) -> None:
     from orchestration.resources import build_warehouse
 
-    warehouse = build_warehouse(settings)
+    warehouse = build_warehouse(settings).process_config_and_initialize()  # resolves an EnvVar URL
     with warehouse.connect(read_only=True) as conn:
         for mart in MARTS:
             count = conn.fetchone(f"select count(*) from {warehouse.schema}.{mart}")[0]
