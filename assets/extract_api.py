@@ -11,8 +11,11 @@ Incremental: each flush commits, with its rows, the cursor to resume from in
 first row not yet written, and at the end the cursor of the last page. The next run re-reads that
 page; every write is idempotent by key, so the re-read adds nothing.
 
-The API has no providers and no telemetry: those assets yield nothing here (guardrails need the
-database source). It has no order status either: orders it creates are `unknown`, never booked.
+The API has no providers and no telemetry: their raw tables are left as they are (created empty
+if missing) and still reported as materialized, with metadata saying so, because the dbt step runs
+only when every raw table it depends on was materialized; without them the marts would not be built
+at all. Guardrails need the database source. The API has no order status either: orders it creates
+are `unknown`, never booked.
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ def extract_from_api(
     selected: set[str],
     flush_rows: int = FLUSH_ROWS,
 ) -> Iterator[dg.MaterializeResult]:
-    """Bring the selected raw tables the API can fill up to date; yields one result per table filled."""
+    """Bring the selected raw tables the API can fill up to date; yields one result per selected table
+    (those the API cannot fill are left unchanged, see the module docstring)."""
     log = context.log
     tables = [t for t in API_TABLES if t.name in selected]
     unavailable = sorted(selected - {t.name for t in API_TABLES})
@@ -94,6 +98,7 @@ def extract_from_api(
             "(set ONBOARDING_EXPORT_DATABASE_URL to extract providers and guardrail telemetry)"
         )
     if not tables:
+        yield from _left_unchanged(warehouse, unavailable)
         return
     if ORDERS in tables:
         log.info(
@@ -172,6 +177,26 @@ def extract_from_api(
                 "\n".join(f"- {n} x {reason}" for reason, n in sorted(skipped.items()))
             )
         yield dg.MaterializeResult(asset_key=raw_asset_key(name), metadata=metadata)
+    yield from _left_unchanged(warehouse, unavailable)
+
+
+def _left_unchanged(warehouse: Warehouse, names: list[str]) -> Iterator[dg.MaterializeResult]:
+    if not names:
+        return
+    with warehouse.connect() as conn:
+        ensure_raw_tables(warehouse, conn)
+        counts = {name: _count(conn, warehouse, name) for name in names}
+    for name in names:
+        yield dg.MaterializeResult(
+            asset_key=raw_asset_key(name),
+            metadata={
+                "source": dg.MetadataValue.text(
+                    "not available from the reporting API: left unchanged (needs ONBOARDING_EXPORT_DATABASE_URL)"
+                ),
+                "rows_inserted": dg.MetadataValue.int(0),
+                "dagster/row_count": dg.MetadataValue.int(counts[name]),
+            },
+        )
 
 
 def _count(conn: WarehouseConnection, warehouse: Warehouse, table: str) -> int:
