@@ -14,8 +14,28 @@
   do $grant$
   begin
     if exists (select 1 from pg_roles where rolname = 'bi_reader') then
-      grant usage on schema {{ adapter.quote(this.schema) }} to bi_reader;
       grant select on {{ this }} to bi_reader;
+    end if;
+  end
+  $grant$
+{%- endmacro %}
+
+{#-
+  on-run-end: USAGE on the marts schema, once per run. Granted from each mart's post-hook, two dbt
+  threads updating the same schema row at once fail with "tuple concurrently updated".
+-#}
+{% macro grant_marts_schema_usage_to_bi_reader() -%}
+  {{ return(adapter.dispatch('grant_marts_schema_usage_to_bi_reader', 'pricing_ops')()) }}
+{%- endmacro %}
+
+{% macro default__grant_marts_schema_usage_to_bi_reader() -%}
+{%- endmacro %}
+
+{% macro postgres__grant_marts_schema_usage_to_bi_reader() -%}
+  do $grant$
+  begin
+    if exists (select 1 from pg_roles where rolname = 'bi_reader') then
+      grant usage on schema {{ adapter.quote(target.schema) }} to bi_reader;
     end if;
   end
   $grant$
