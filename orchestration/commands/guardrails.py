@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from orchestration.cli import CommandError
-from orchestration.settings import get_settings
+from orchestration.job_runner import run_job
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,56 +42,9 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _failure_reason(result: Any) -> str:
-    """The user-facing reason of a failed run: a `Failure`'s description, else the error's last line."""
-    for event in result.all_events:
-        data = event.event_specific_data if event.is_failure else None
-        if data is None:
-            continue
-        user = getattr(data, "user_failure_data", None)
-        if user is not None and user.description:
-            return user.description
-        error = getattr(data, "error", None)
-        if error is not None:
-            return error.message.strip().splitlines()[-1]
-    return "see the run's logs in the Dagster UI"
-
-
-@contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout (dbt's subprocess output included) to stderr meanwhile, so
-    stdout carries only the command's JSON outcome."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _run(job_name: str, run_config: dict[str, Any] | None = None):
-    from dagster import DagsterInstance
-
-    from orchestration.instance import prepare_dagster_home
-
-    settings = get_settings()
-    prepare_dagster_home(settings)
-    from orchestration.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
-    with stdout_to_stderr(), DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=run_config or {}, instance=instance, raise_on_error=False)
-    if not result.success:
-        raise CommandError(f"job {job_name} failed (run {result.run_id}): {_failure_reason(result)}")
-    return result
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     progress("guardrails: refreshing provider_guardrail_status and evaluating every provider")
-    result = _run("guardrail_evaluation")
+    result = run_job("guardrail_evaluation")
     [materialization] = result.asset_materializations_for_node("guardrail_actions")
     meta = {key: value.value for key, value in materialization.metadata.items()}
     progress(f"run {result.run_id}: {meta['summary']}")
@@ -141,7 +89,7 @@ def cmd_followup(args: argparse.Namespace) -> int:
         "notes": args.notes,
         "conversion_cursor": args.conversion_cursor,
     }
-    result = _run("guardrail_operator_followup", {"ops": {"record_operator_followup": {"config": config}}})
+    result = run_job("guardrail_operator_followup", {"ops": {"record_operator_followup": {"config": config}}})
     outcome = result.output_for_node("record_operator_followup")
     if outcome["status"] == "unchanged":
         progress(outcome["reason"])

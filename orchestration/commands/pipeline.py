@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from orchestration.cli import CommandError
+from orchestration.job_runner import run_job
 from orchestration.settings import Settings, get_settings
 
 log = logging.getLogger("pricing_ops")
@@ -65,29 +66,6 @@ def cmd_demo_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_job(settings: Settings, job_name: str, run_config: dict[str, Any] | None = None, tags=None):
-    """Run one job of the definitions in this process, recorded in the shared Dagster instance."""
-    from dagster import DagsterInstance
-
-    from orchestration.instance import prepare_dagster_home
-
-    prepare_dagster_home(settings)
-    from orchestration.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            run_config=run_config or {}, instance=instance, raise_on_error=False, tags=tags or {}
-        )
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_failure and e.event_specific_data), None)
-        reason = ""
-        if failure is not None and getattr(failure.event_specific_data, "error", None) is not None:
-            reason = failure.event_specific_data.error.message.strip().splitlines()[-1]
-        raise CommandError(f"job {job_name} failed (run {result.run_id}): {reason or 'see the run logs'}")
-    return result
-
-
 def refresh_run_config(as_of_date: str | None) -> dict[str, Any]:
     if not as_of_date:
         return {}
@@ -96,7 +74,7 @@ def refresh_run_config(as_of_date: str | None) -> dict[str, Any]:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = get_settings()
-    result = run_job(settings, "refresh", refresh_run_config(args.as_of_date))
+    result = run_job("refresh", refresh_run_config(args.as_of_date))
     progress(f"refresh done (run {result.run_id})")
     print_mart_counts(settings)
     return 0
@@ -124,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     else:
         progress(f"demo source present: {settings.demo_source_path} (--fresh-source to rewrite)")
-    run_job(settings, "refresh")
+    run_job("refresh")
     print_mart_counts(settings)
     from orchestration.cli import main
 
