@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Dagster prints its own event log to stderr; its loggers must not print every line twice.
+    logging.getLogger("dagster").propagate = False
+    # Storage migrations on a new DAGSTER_HOME are not progress anyone needs to read.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         result = args.func(args)
     except CommandError as exc:

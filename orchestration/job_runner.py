@@ -56,8 +56,10 @@ def run_job(
     if defs is None:
         from orchestration.definitions import defs
     job = defs.resolve_job_def(job_name)
+    # The run's event log at INFO on the console (step starts and ends, asset logs); DEBUG in the UI.
+    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     with stdout_to_stderr(), dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=run_config or {}, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
     if not result.success:
         raise CommandError(f"job {job_name} failed (run {result.run_id}): {failure_reason(result)}")
     return result

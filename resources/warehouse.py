@@ -119,6 +119,16 @@ class WarehouseConnection:
             names = [d.name for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def fetch_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """A query's rows as an Arrow table (DuckDB builds it natively, no Python object per row)."""
+        if self.kind == "duckdb":
+            return self.raw.sql(self._sql(sql, params), params=dict(params) if params else None).to_arrow_table()
+        with self.raw.cursor() as cur:
+            cur.execute(self._sql(sql, params), params)
+            names = [d.name for d in cur.description]
+            rows = cur.fetchall()
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
     def table_exists(self, schema: str, table: str) -> bool:
         row = self.fetchone(
             "select count(*) from information_schema.tables where table_schema = :s and table_name = :t",
