@@ -6,7 +6,8 @@ import dagster as dg
 
 from resources.warehouse import Warehouse
 
-REJECTS_KEY = dg.AssetKey("pricing_experiment_payload_rejects")
+# dagster-dbt prefixes a model in a custom schema with that schema.
+REJECTS_KEY = dg.AssetKey(["staging", "pricing_experiment_payload_rejects"])
 # Above this share of rejected pricing-experiment entries the source app is probably broken.
 MAX_REJECTS_RATE = 0.10
 

@@ -77,6 +77,11 @@ def test_definitions_load_as_one_connected_graph(make_settings, dbt_manifest):
     for key in materializable:
         for parent in graph.get(key).parent_keys:
             assert parent in materializable, f"{key.to_user_string()} depends on unknown {parent.to_user_string()}"
+    # Every asset sits in a named group and every asset check targets a real, materializable asset.
+    assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} <= {
+        "extract", "staging", "marts", "guardrails", "readiness"}
+    for check_key in graph.asset_check_keys:
+        assert check_key.asset_key in materializable, check_key
     # The marts descend from the extracted events.
     ancestors = graph.upstream_key_iterator(dg.AssetKey("experiment_conversion_snapshot"))
     assert dg.AssetKey(["raw", "onboarding_journey_events"]) in set(ancestors)
