@@ -16,10 +16,12 @@ same `Idempotency-Key` (it has the same rows).
 
 # No `from __future__ import annotations`: Dagster reads the op's config and resource annotations at runtime.
 import logging
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -35,7 +37,6 @@ from models.export_rows import (
     CursorError,
     ExportCursor,
     ExportRunRecord,
-    RowKey,
     after_cursor_sql,
     cursor_params,
     failures_in_a_row,
@@ -45,7 +46,6 @@ from models.export_rows import (
     parse_instant,
     payload_select_sql,
     start_cursor,
-    up_to_key_sql,
 )
 from resources.export_cursor import CursorStoreError, ExportBusyError, ExportCursorStore
 from resources.export_notifier import ExportNotifier
@@ -57,7 +57,7 @@ EXPORT_JOB_NAME = "onboarding_experiment_export"
 EXPORT_OP_NAME = "export_onboarding_segments"
 EXPORT_RUNS = "export_runs"
 # Rows read per window: big enough that the per-query cost vanishes, small enough to stay a few MB.
-DEFAULT_WINDOW_ROWS = 50_000
+DEFAULT_WINDOW_ROWS = 100_000
 _PROGRESS_EVERY_SECONDS = 10.0
 
 _log = logging.getLogger(__name__)
@@ -78,7 +78,11 @@ _TEXT = pa.string()
 
 def arrow_schema(fmt: str) -> pa.Schema:
     """The columns of a window/batch: the key, then the payload of the format."""
-    keys = [pa.field(KEY_COLUMNS[0], _TEXT), pa.field(KEY_COLUMNS[1], pa.int64()), pa.field(KEY_COLUMNS[2], _TEXT)]
+    keys = [
+        pa.field(KEY_COLUMNS[0], pa.timestamp("us", tz="UTC")),
+        pa.field(KEY_COLUMNS[1], pa.int64()),
+        pa.field(KEY_COLUMNS[2], _TEXT),
+    ]
     if fmt == "ndjson":
         return pa.schema([*keys, pa.field("line", _TEXT)])
     from models.export_rows import EXPORT_FIELDS
@@ -99,17 +103,105 @@ def arrow_schema(fmt: str) -> pa.Schema:
     return pa.schema([*keys, *fields])
 
 
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _native_sql(kind: str, sql: str) -> str:
+    """`:name` placeholders in the driver's own style (the export reads through the raw connection
+    to get Arrow, so it cannot use WarehouseConnection's helpers)."""
+    if kind == "duckdb":
+        return _NAMED.sub(r"$\1", sql)
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
 def _fetch_arrow(conn: WarehouseConnection, sql: str, params: dict[str, Any], schema: pa.Schema) -> pa.Table:
     if conn.kind == "duckdb":
-        # Straight into Arrow: no Python objects per row. (`_sql` turns :name into DuckDB's $name.)
-        table = conn.raw.sql(conn._sql(sql), params=params or None).to_arrow_table()
+        # Straight into Arrow: no Python object per row.
+        table = conn.raw.sql(_native_sql("duckdb", sql), params=params or None).to_arrow_table()
         # Naive UTC timestamps (Parquet) become UTC-labelled ones; names and types as declared.
         return table.rename_columns(schema.names).cast(schema)
     with conn.raw.cursor() as cur:
-        cur.execute(conn._sql(sql), params)
+        cur.execute(_native_sql("postgres", sql), params)
         rows = cur.fetchall()
     columns = list(zip(*rows)) if rows else [[] for _ in schema]
     return pa.table([pa.array(list(col), type=field.type) for col, field in zip(columns, schema)], schema=schema)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A slice of the export order cut on simple ranges the scan can push down (and skip blocks
+    with): loaded_at in [first, last], and for a split load, event_id in (after, through]."""
+
+    first_loaded_at: datetime
+    last_loaded_at: datetime
+    after_event_id: int | None = None
+    through_event_id: int | None = None
+
+    def sql(self) -> str:
+        parts = ["m.loaded_at >= :w_first", "m.loaded_at <= :w_last"]
+        if self.after_event_id is not None:
+            parts.append("m.event_id > :w_after")
+        if self.through_event_id is not None:
+            parts.append("m.event_id <= :w_through")
+        return " and ".join(parts)
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"w_first": self.first_loaded_at, "w_last": self.last_loaded_at}
+        if self.after_event_id is not None:
+            params["w_after"] = self.after_event_id
+        if self.through_event_id is not None:
+            params["w_through"] = self.through_event_id
+        return params
+
+
+def _quantiles_sql(engine: str, mart: str, where: str, pieces: int) -> str:
+    fractions = ", ".join(f"{i / pieces:.6f}" for i in range(1, pieces))
+    if engine == "duckdb":
+        return f"select quantile_disc(m.event_id, [{fractions}]) from {mart} m where {where} and m.loaded_at = :g"
+    return (
+        f"select percentile_disc(array[{fractions}]::float8[]) within group (order by m.event_id) "
+        f"from {mart} m where {where} and m.loaded_at = :g"
+    )
+
+
+def _plan_windows(conn: WarehouseConnection, mart: str, position: ExportCursor | None, window_rows: int) -> list[_Window]:
+    """Windows of about `window_rows` rows covering every row after `position`, in export order.
+
+    Loads (one loaded_at per extraction run) smaller than a window are merged; a bigger one is cut
+    at quantiles of its event ids (an event's rows stay together: a handful of slugs at most)."""
+    engine = conn.kind
+    where = after_cursor_sql(engine, position)
+    params = cursor_params(position)
+    loads = conn.fetchall(
+        f"select m.loaded_at, count(*) from {mart} m where {where} group by m.loaded_at order by m.loaded_at", params
+    )
+    windows: list[_Window] = []
+    pending: list[datetime] = []
+    pending_rows = 0
+    for loaded_at, count in loads:
+        if pending and pending_rows + count > window_rows:
+            windows.append(_Window(pending[0], pending[-1]))
+            pending, pending_rows = [], 0
+        if count <= window_rows:
+            pending.append(loaded_at)
+            pending_rows += count
+            continue
+        pieces = -(-count // window_rows)
+        [cuts] = conn.fetchone(_quantiles_sql(engine, mart, where, pieces), {**params, "g": loaded_at})
+        previous = None
+        for cut in sorted({int(c) for c in cuts or []}):
+            windows.append(_Window(loaded_at, loaded_at, previous, cut))
+            previous = cut
+        windows.append(_Window(loaded_at, loaded_at, previous, None))
+    if pending:
+        windows.append(_Window(pending[0], pending[-1]))
+    return windows
+
+
+def _connection_setup(conn: WarehouseConnection) -> None:
+    if conn.kind == "duckdb":
+        # DuckDB draws a progress bar on stdout for queries over 2 s; stdout is the CLI's output.
+        conn.execute("set enable_progress_bar = false")
 
 
 def read_export_windows(
@@ -120,47 +212,45 @@ def read_export_windows(
     limit: int | None = None,
 ) -> Iterator[pa.Table]:
     """Rows of the segments mart after `after`, in (loaded_at, event_id, slug) order, as Arrow tables
-    of at most `window_rows` rows (the key columns, then the payload of `fmt`)."""
+    of about `window_rows` rows (the key columns, then the payload of `fmt`), `limit` rows at most.
+
+    The windows are planned first (cheap aggregate queries), then read one connection each, so the
+    warehouse is free between windows. Rows of a planned window never move (loaded_at is kept by
+    re-reads), and a plan once done is followed by a new one: rows loaded meanwhile go out too."""
     mart = f"{warehouse.schema}.{SEGMENTS_MART}"
     schema = arrow_schema(fmt)
     position = after
     remaining = limit
-    while remaining is None or remaining > 0:
-        wanted = window_rows if remaining is None else min(window_rows, remaining)
+    while True:
         with warehouse.connect() as conn:
-            engine = conn.kind
-            if engine == "postgres":
-                # Both queries of a window see one snapshot, as they do in a DuckDB transaction.
-                conn.execute("set transaction isolation level repeatable read")
-            where = after_cursor_sql(engine, position)
-            params = cursor_params(position)
-            order = order_by_sql(engine)
-            last = conn.fetchall(
-                f"select {key_select_sql(engine)} from {mart} m where {where} order by {order} "
-                f"limit 1 offset {wanted - 1}",
-                params,
-            )
-            if last:
-                end = RowKey(last[0][0], int(last[0][1]), last[0][2])
-                where = f"{where} and {up_to_key_sql(engine)}"
-                params = {**params, **end.params("u")}
-            table = _fetch_arrow(
-                conn,
-                f"select {key_select_sql(engine)}, {payload_select_sql(engine, fmt)} from {mart} m "
-                f"where {where} order by {order}",
-                params,
-                schema,
-            )
-        if table.num_rows:
+            _connection_setup(conn)
+            plan = _plan_windows(conn, mart, position, window_rows)
+        if not plan:
+            return
+        for window in plan:
+            with warehouse.connect() as conn:
+                _connection_setup(conn)
+                engine = conn.kind
+                table = _fetch_arrow(
+                    conn,
+                    f"select {key_select_sql(engine)}, {payload_select_sql(engine, fmt)} from {mart} m "
+                    f"where {window.sql()} and {after_cursor_sql(engine, position)} order by {order_by_sql(engine)}",
+                    {**window.params(), **cursor_params(position)},
+                    schema,
+                )
+            if remaining is not None and table.num_rows > remaining:
+                table = table.slice(0, remaining)
+            if table.num_rows == 0:
+                continue
             yield table
-        if not last or table.num_rows == 0:
-            return  # the tail: fewer rows than a window were left
-        if remaining is not None:
-            remaining -= table.num_rows
-        tail = table.slice(table.num_rows - 1, 1)
-        position = ExportCursor(
-            parse_instant(tail.column(0)[0].as_py()), int(tail.column(1)[0].as_py()), tail.column(2)[0].as_py()
-        )
+            tail = table.slice(table.num_rows - 1, 1)
+            position = ExportCursor(
+                tail.column(0)[0].as_py(), int(tail.column(1)[0].as_py()), tail.column(2)[0].as_py()
+            )
+            if remaining is not None:
+                remaining -= table.num_rows
+                if remaining == 0:
+                    return
 
 
 def _read_ahead(windows: Iterator[pa.Table]) -> Iterator[pa.Table]:

@@ -45,6 +45,7 @@ from models.export_rows import (
     RowKey,
     batch_idempotency_key,
     batch_object_name,
+    format_instant,
     s3_object_key,
 )
 from resources.export_cursor import s3_client, split_s3_uri
@@ -75,7 +76,7 @@ class ExportBatch:
 
     def _key(self, index: int) -> RowKey:
         return RowKey(
-            self.table.column(KEY_COLUMNS[0])[index].as_py(),
+            format_instant(self.table.column(KEY_COLUMNS[0])[index].as_py()),
             int(self.table.column(KEY_COLUMNS[1])[index].as_py()),
             self.table.column(KEY_COLUMNS[2])[index].as_py(),
         )
@@ -96,13 +97,26 @@ class ExportBatch:
 # Encoding --------------------------------------------------------------------------------------
 
 
+def _concatenated(column: pa.ChunkedArray) -> bytes:
+    """The bytes of a string column laid end to end, read straight from the Arrow buffers (each
+    NDJSON line already ends in a newline): no Python object per row."""
+    parts = []
+    for chunk in column.chunks:
+        if len(chunk) == 0:
+            continue
+        if chunk.type != pa.string():
+            chunk = chunk.cast(pa.string())
+        offsets = memoryview(chunk.buffers()[1]).cast("i")
+        start, end = offsets[chunk.offset], offsets[chunk.offset + len(chunk)]
+        parts.append(chunk.buffers()[2][start:end].to_pybytes())
+    return b"".join(parts)
+
+
 def encode_batch(batch: ExportBatch, fmt: str) -> bytes:
     """The bytes of one batch in a format: NDJSON lines (each ending in a newline), CSV with a header
     row, or a Parquet file (zstd)."""
     if fmt == "ndjson":
-        lines = batch.table.column(NDJSON_LINE).to_pylist()
-        lines.append("")
-        return "\n".join(lines).encode("utf-8")
+        return _concatenated(batch.table.column(NDJSON_LINE))
     payload = batch.table.drop_columns(list(KEY_COLUMNS))
     sink = pa.BufferOutputStream()
     if fmt == "csv":
@@ -189,6 +203,11 @@ class WebhookBatchWriter:
         self._session = requests.Session()
         self._session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
         self._session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0))
+        # The environment (proxies, CA bundle) is read once here, not on every POST: requests scans
+        # os.environ per request otherwise, which costs as much as the POST itself on loopback.
+        self._session.proxies = requests.utils.get_environ_proxies(self._url)
+        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._session.trust_env = False
         self.gzip = config.webhook_gzip == "always"
         self._gzip_refused = False  # a 415 to gzip settles it for the rest of the run
         self.attempts = 0  # POSTs made, retries included (run metadata)

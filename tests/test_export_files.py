@@ -8,9 +8,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
-from export_helpers import COLUMNS, LOAD_2, SEGMENTS_DDL, create_segments_duckdb, expected_order, mart_rows
+from export_helpers import (
+    COLUMNS,
+    LOAD_2,
+    SEGMENTS_DDL,
+    bulk_segments_duckdb,
+    create_segments_duckdb,
+    expected_order,
+    mart_rows,
+)
 
 from assets.export import ExportFailed, run_export
 from models.export_rows import to_export_row
@@ -198,3 +207,30 @@ def test_a_postgres_warehouse_exports_the_same_bytes_as_duckdb(files_env, pg_url
 
     # A second export from the Postgres warehouse finds nothing new.
     assert export(pg_settings, "run-pg-2").rows_exported == 0
+
+
+@pytest.mark.parametrize(("window_rows", "batch_size", "limit"), [(7, 5, 83), (250, 40, 333), (10_000, 1000, None)])
+def test_runs_of_any_size_over_windows_of_any_size_export_every_row_once_in_order(
+    make_settings, tmp_path, window_rows, batch_size, limit
+):
+    """Loads interleave event ids (late commits) and every third row is an event's second slug, so
+    windows, batches and run limits fall inside loads and between an event's slugs."""
+    path = tmp_path / "bulk.duckdb"
+    bulk_segments_duckdb(path, 600, loads=4)
+    with duckdb.connect(str(path), read_only=True) as conn:
+        expected = conn.execute(
+            "select event_id, slug from analytics.onboarding_pricing_experiment_segments order by loaded_at, event_id, slug"
+        ).fetchall()
+    settings = make_settings(WAREHOUSE_URL=f"duckdb:///{path}", ONBOARDING_EXPORT_BATCH_SIZE=batch_size)
+    resources = export_resources(settings)
+    runs = 0
+    while True:
+        record = run_export(warehouse=build_warehouse(settings), sinks=resources["export_sinks"],
+                            cursor_store=resources["export_cursor"], run_id=f"run-{runs:03d}", limit=limit,
+                            window_rows=window_rows)
+        runs += 1
+        if record.rows_exported == 0:
+            break
+    lines = [json.loads(line) for f in batch_files(settings, ".ndjson") for line in f.read_text().splitlines()]
+    assert [(r["eventId"], r["slug"]) for r in lines] == expected
+    assert runs == (-(-600 // limit) + 1 if limit else 2)
