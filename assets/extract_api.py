@@ -36,7 +36,13 @@ from models.reporting_api_rows import (
     map_export_rows,
     split_trailing_event,
 )
-from models.source_tables import LOADED_AT, ONBOARDING_JOURNEY_EVENTS, ONBOARDING_JOURNEYS, ORDERS, SourceTable
+from models.source_tables import (
+    LOADED_AT,
+    ONBOARDING_JOURNEY_EVENTS,
+    ONBOARDING_JOURNEYS,
+    ORDERS,
+    SourceTable,
+)
 from resources.reporting_api import ReportingApiClient
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse, WarehouseConnection
@@ -131,7 +137,7 @@ def extract_from_api(
             pending = []
         elif len(pending) >= flush_rows:
             # The last event may go on in the next page: it waits, and the saved cursor points at it.
-            complete, trailing = split_trailing_event([row for _, row in pending])
+            complete, _trailing = split_trailing_event([row for _, row in pending])
             if not complete:
                 continue
             cursor_after = pending[len(complete)][0]
@@ -305,8 +311,10 @@ _UPSERT = {
     ),
     ORDERS.name: (
         ("order_number", "total", "currency", "loyalty_projection_points"),
-        f"id, order_number, null, '{UNKNOWN_ORDER_STATUS}', total, currency, loyalty_projection_points, "
-        "null, null, created_at, updated_at",
+        (
+            f"id, order_number, null, '{UNKNOWN_ORDER_STATUS}', total, currency, loyalty_projection_points, "
+            "null, null, created_at, updated_at"
+        ),
     ),
 }
 

@@ -75,7 +75,7 @@ def serve(api: FakeReportingApi) -> Iterator[FakeReportingApi]:
     """Run `api` on an ephemeral port of 127.0.0.1 for the duration of the block."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             request = Request(parts.path, params, self.headers.get("X-API-Key"), time.monotonic())
@@ -89,7 +89,7 @@ def serve(api: FakeReportingApi) -> Iterator[FakeReportingApi]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output clean
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -11,8 +11,8 @@ import secrets
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 
 from orchestration import cli
 from orchestration.commands.pipeline import MARTS

@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import dagster as dg
 import pytest
+from reporting_api_server import FakeReportingApi, encode_cursor, serve
 
 from assets.extract import build_extract_assets
 from assets.extract_api import extract_from_api
 from models.reporting_api_rows import map_export_rows
-from reporting_api_server import FakeReportingApi, encode_cursor, serve
 from resources.reporting_api import ReportingApiAuthError, ReportingApiClient, ReportingApiError
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
@@ -26,7 +26,7 @@ ALL_RAW = {"fulfillment_providers", "orders", "onboarding_journeys", "onboarding
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def export_row(event_id, journey, order, slug, variant, name, control, strategy, flag, status, recorded,

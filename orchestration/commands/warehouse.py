@@ -62,7 +62,6 @@ def cmd_grant_bi_reader(args: argparse.Namespace) -> int:
     if password is not None and not password:
         raise CommandError("--password: the password is empty; give one, or leave --password out for a NOLOGIN role")
     report = grant_bi_reader(warehouse_for(settings), password=password)
-    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731 - one-line helper
     say(f"role {report.role}: {'created' if report.created else 'exists'}, "
         f"{'LOGIN' if report.can_login else 'NOLOGIN (set a password with --password to connect as it)'}")
     if report.revoked_memberships:
@@ -74,6 +73,10 @@ def cmd_grant_bi_reader(args: argparse.Namespace) -> int:
         say(f"  warning: PUBLIC can read {', '.join(report.public_readable)}, and so can {report.role}; "
             "revoke it with `revoke select on <table> from public`")
     return 0
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
