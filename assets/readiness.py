@@ -12,10 +12,10 @@ import dagster as dg
 
 from assets.digests import DigestOptions, delivery_state
 from models.digests import as_utc, period_containing
+from models.marts import MART_TABLES
 from models.readiness import (
     COMPONENTS,
     CONVERSION_MART,
-    MART_TABLES,
     Component,
     ExportRun,
     GuardrailRun,

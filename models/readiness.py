@@ -19,16 +19,6 @@ from models.digests import DigestPeriod, iso_z, previous_period
 from models.export_rows import failures_in_a_row
 
 COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails")
-# The marts of contract section 3 that dbt builds (guardrail tables are written by the guardrail job).
-MART_TABLES = (
-    "onboarding_pricing_experiment_segments",
-    "experiment_variant_journeys",
-    "experiment_slug_summary",
-    "experiment_daily_assignments",
-    "experiment_conversion_snapshot",
-    "experiment_conversion_snapshot_history",
-    "provider_guardrail_status",
-)
 CONVERSION_MART = "experiment_conversion_snapshot"
 # Two failed exports in a row is when the contract escalates (section 5); readiness agrees.
 EXPORT_FAILING_AFTER = 2

@@ -6,23 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
+
 from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.extract import build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check
+from models.marts import MART_TABLES
 from orchestration.settings import Settings
 
-MART_KEYS = [
-    dg.AssetKey(name)
-    for name in (
-        "onboarding_pricing_experiment_segments",
-        "experiment_variant_journeys",
-        "experiment_slug_summary",
-        "experiment_daily_assignments",
-        "experiment_conversion_snapshot",
-        "experiment_conversion_snapshot_history",
-        "provider_guardrail_status",
-    )
-]
+MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
 
 refresh_job = dg.define_asset_job(
     "refresh",

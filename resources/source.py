@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+
 import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -125,11 +126,10 @@ def _pg_select(name: str, pg_type: str) -> str:
 def _adbc_stream(dsn: str, sql: str) -> Iterator[pa.RecordBatchReader]:
     import adbc_driver_postgresql.dbapi as pg_dbapi
 
-    with pg_dbapi.connect(_libpq_uri(dsn)) as conn:
-        with conn.cursor() as cur:
-            cur.execute("set TimeZone = 'UTC'")
-            cur.execute(sql)
-            yield cur.fetch_record_batch()
+    with pg_dbapi.connect(_libpq_uri(dsn)) as conn, conn.cursor() as cur:
+        cur.execute("set TimeZone = 'UTC'")
+        cur.execute(sql)
+        yield cur.fetch_record_batch()
 
 
 def _libpq_uri(dsn: str) -> str:

@@ -175,21 +175,20 @@ def _pg_copy_arrow(conn: Any, qualified_table: str, reader: pa.RecordBatchReader
     names = reader.schema.names
     columns = ", ".join(f'"{name}"' for name in names)
     total = 0
-    with conn.cursor() as cur:
-        with cur.copy(
-            f"copy {qualified_table} ({columns}) from stdin with (format csv)"
-        ) as copy:
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                sink = pa.BufferOutputStream()
-                pacsv.write_csv(
-                    batch,
-                    sink,
-                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-                )
-                copy.write(sink.getvalue().to_pybytes())
-                total += batch.num_rows
+    with conn.cursor() as cur, cur.copy(
+        f"copy {qualified_table} ({columns}) from stdin with (format csv)"
+    ) as copy:
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(
+                batch,
+                sink,
+                write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+            )
+            copy.write(sink.getvalue().to_pybytes())
+            total += batch.num_rows
     return total
 
 
@@ -237,7 +236,6 @@ class Warehouse(ConfigurableResource):
         """
         loc = self.location
         if loc.kind == "duckdb":
-            import duckdb
 
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ class SlackApiServer:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -288,7 +288,7 @@ def record_mart_builds(instance) -> None:
     """Materializations of every mart in the Dagster instance, as a refresh run records them."""
     import dagster as dg
 
-    from models.readiness import MART_TABLES
+    from models.marts import MART_TABLES
 
     for name in MART_TABLES:
         instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey(name)))

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from models.marts import MART_TABLES as MARTS
 from orchestration import cli
-from orchestration.commands.pipeline import MARTS
 from orchestration.settings import get_settings
 
 pytestmark = pytest.mark.postgres

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dagster as dg
-
 import pipeline_dataset as ds
-from assets.digests import deliver_digest
-from assets.readiness import collect_readiness
 from digests_helpers import SLACK_TOKEN, RecordingHandler, SlackApiServer, section_texts, smtp_server
 from handmade_source import write_duckdb_source
+
+from assets.digests import deliver_digest
+from assets.readiness import collect_readiness
 from models.digests import chart_window, period_containing
 from resources.mail import Mailer
 

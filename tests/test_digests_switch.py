@@ -9,8 +9,6 @@ from email import message_from_bytes, policy
 
 import dagster as dg
 import pytest
-
-from assets.readiness import collect_readiness
 from digests_helpers import (
     conversion,
     create_all_marts,
@@ -21,6 +19,8 @@ from digests_helpers import (
     record_mart_builds,
 )
 from handmade_source import write_duckdb_source
+
+from assets.readiness import collect_readiness
 from models.digests import SUPPRESSED_NOTE
 
 

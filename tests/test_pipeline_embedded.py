@@ -7,20 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pytest
-
 import pipeline_dataset as ds
+import pytest
 from handmade_source import add_duckdb_rows, write_duckdb_source
 
-MARTS = [
-    "onboarding_pricing_experiment_segments",
-    "experiment_variant_journeys",
-    "experiment_slug_summary",
-    "experiment_daily_assignments",
-    "experiment_conversion_snapshot",
-    "experiment_conversion_snapshot_history",
-    "provider_guardrail_status",
-]
+from models.marts import MART_TABLES
+
+MARTS = list(MART_TABLES)
 # Keys that order each mart's rows so two builds compare row by row.
 MART_ORDER = {
     "onboarding_pricing_experiment_segments": "event_id, slug",

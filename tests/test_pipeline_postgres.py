@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import duckdb
+import pipeline_dataset as ds
 import psycopg
 import pytest
-
-import pipeline_dataset as ds
 from handmade_source import create_source, insert_rows
 from test_pipeline_embedded import MART_ORDER, MARTS, build_and_refresh
 

@@ -14,7 +14,7 @@ from handmade_source import write_duckdb_source
 
 from assets.digests import DigestOptions, claim_delivery, record_failed, record_sent
 from assets.readiness import collect_readiness, readiness_report
-from models.readiness import MART_TABLES
+from models.marts import MART_TABLES
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
 

@@ -7,21 +7,13 @@ import logging
 import sys
 from typing import Any
 
+from models.marts import MART_TABLES
 from orchestration.cli import CommandError
 from orchestration.job_runner import run_job
 from orchestration.settings import Settings, get_settings
 
 log = logging.getLogger("pricing_ops")
 
-MARTS = (
-    "onboarding_pricing_experiment_segments",
-    "experiment_variant_journeys",
-    "experiment_slug_summary",
-    "experiment_daily_assignments",
-    "experiment_conversion_snapshot",
-    "experiment_conversion_snapshot_history",
-    "provider_guardrail_status",
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,7 +77,7 @@ def print_mart_counts(settings: Settings) -> None:
 
     warehouse = build_warehouse(settings).process_config_and_initialize()  # resolves an EnvVar URL
     with warehouse.connect(read_only=True) as conn:
-        for mart in MARTS:
+        for mart in MART_TABLES:
             count = conn.fetchone(f"select count(*) from {warehouse.schema}.{mart}")[0]
             progress(f"  {warehouse.schema}.{mart}: {count} rows")
     progress(f"warehouse: {warehouse.describe()}")

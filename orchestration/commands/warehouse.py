@@ -14,8 +14,8 @@ import getpass
 import sys
 from dataclasses import dataclass, field
 
+from models.marts import MART_TABLES as MARTS
 from orchestration.cli import CommandError
-from orchestration.commands.pipeline import MARTS
 from orchestration.settings import Settings, get_settings
 from resources.warehouse import Warehouse, WarehouseConnection
 
