@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from conftest import postgres_available
 from guardrails_support import RecordingServer, Reply, Window, table_rows, unused_port_url, write_status_mart
 
 from assets.guardrail_store import NOTIFICATIONS
@@ -35,9 +34,6 @@ ENGINES = [
         "postgres",
         marks=[
             pytest.mark.postgres,
-            pytest.mark.skipif(
-                not postgres_available(), reason="PostgreSQL on 127.0.0.1:5432 is not running"
-            ),
         ],
     ),
 ]

@@ -10,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from conftest import postgres_available
 from handmade_source import create_source, insert_rows
 
 from orchestration.guardrails import guardrail_evaluation_job
@@ -65,9 +64,6 @@ class PostgresSource:
             "postgres",
             marks=[
                 pytest.mark.postgres,
-                pytest.mark.skipif(
-                    not postgres_available(), reason="PostgreSQL on 127.0.0.1:5432 is not running"
-                ),
             ],
         ),
     ]
