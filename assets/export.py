@@ -1,12 +1,14 @@
 """The onboarding experiment export (contract section 5): the segments mart, in load order, to a
 webhook, files or S3, resuming from a cursor, one export at a time.
 
-Reading: keyset windows over (loaded_at, event_id, slug). Each window is two queries in one
-snapshot: a narrow one finds the key of the window's last row, then the rows up to it are fetched
-with their payload rendered by the database (JSON text for NDJSON) into Arrow. The warehouse
-connection is held only while a window is read (a DuckDB file takes one process at a time, and
-the refresh must not wait for a slow receiver), memory holds at most two windows (the next one is
-read while the current one is delivered), whatever the number of rows.
+Reading: the rows after the cursor are first planned into windows of about 100k rows with cheap
+aggregate queries (one per extraction run's `loaded_at`; a big load cut at quantiles of its event
+ids). Each window is then one query on plain ranges (loaded_at, event_id) that the database can
+push into its scan and skip blocks with, its payload rendered by the database (JSON text for
+NDJSON) straight into Arrow. The warehouse connection is held only while a window is read (a
+DuckDB file takes one process at a time, and the refresh must not wait for a slow receiver);
+memory holds at most two windows (the next is read while the current one is delivered), whatever
+the number of rows.
 
 Delivering: windows are cut into batches of ONBOARDING_EXPORT_BATCH_SIZE rows; after each batch
 the sink acknowledged, the cursor is written. A run killed at any point resumes at the last
@@ -32,7 +34,9 @@ from pydantic import Field
 
 from models.export_notices import render_escalation, render_failure, render_success, should_escalate
 from models.export_rows import (
+    EXPORT_FIELDS,
     KEY_COLUMNS,
+    NDJSON_LINE,
     SEGMENTS_MART,
     CursorError,
     ExportCursor,
@@ -84,9 +88,7 @@ def arrow_schema(fmt: str) -> pa.Schema:
         pa.field(KEY_COLUMNS[2], _TEXT),
     ]
     if fmt == "ndjson":
-        return pa.schema([*keys, pa.field("line", _TEXT)])
-    from models.export_rows import EXPORT_FIELDS
-
+        return pa.schema([*keys, pa.field(NDJSON_LINE, _TEXT)])
     fields = []
     for f in EXPORT_FIELDS:
         if f.kind == "int":

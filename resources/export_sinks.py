@@ -212,35 +212,36 @@ class WebhookBatchWriter:
         self._gzip_refused = False  # a 415 to gzip settles it for the rest of the run
         self.attempts = 0  # POSTs made, retries included (run metadata)
         self.retries = 0
-
-    def deliver(self, batch: ExportBatch) -> None:
         import tenacity
 
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            wait=self._wait,
+            # Bounded twice: by attempts, and by never starting a wait that ends past the time budget.
+            stop=tenacity.stop_after_attempt(config.max_attempts) | tenacity.stop_before_delay(config.max_retry_seconds),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+
+    def deliver(self, batch: ExportBatch) -> None:
         body = encode_batch(batch, "ndjson")
         headers = {
             "Content-Type": "application/x-ndjson",
             "Idempotency-Key": batch.idempotency_key,
             "X-Export-Batch-Rows": str(batch.rows),
         }
-        config = self._config
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            wait=self._wait,
-            # Bounded twice: by attempts, and by never starting a wait that ends past the time budget.
-            stop=tenacity.stop_after_attempt(config.max_attempts) | tenacity.stop_before_delay(config.max_retry_seconds),
-            before_sleep=lambda state: self._before_sleep(state, batch),
-            reraise=True,
-        )
+        # Only text and bytes go into the retry machinery: tenacity keeps its last call's arguments,
+        # and a batch would keep its whole window of Arrow buffers alive with it.
+        label = f"batch {batch.seq} ({batch.rows} rows from event {batch.first.event_id})"
         started = time.monotonic()
         try:
-            retrying(self._post, body, headers, batch)
+            self._retrying(self._post, body, headers, label)
         except _Retryable as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
+            attempts = self._retrying.statistics.get("attempt_number", 1)
             raise SinkDeliveryError(
-                f"webhook did not accept batch {batch.seq} ({batch.rows} rows from event {batch.first.event_id}) "
-                f"after {attempts} attempts over {time.monotonic() - started:.0f}s: last {exc.reason}; the cursor "
-                "stays at the last acknowledged batch. Check the receiver behind ANALYTICS_SEGMENTS_WEBHOOK, "
-                "then run the export again"
+                f"webhook did not accept {label} after {attempts} attempts over "
+                f"{time.monotonic() - started:.0f}s: last {exc.reason}; the cursor stays at the last acknowledged "
+                "batch. Check the receiver behind ANALYTICS_SEGMENTS_WEBHOOK, then run the export again"
             ) from None
 
     def _wait(self, state: Any) -> float:
@@ -253,17 +254,18 @@ class WebhookBatchWriter:
         )
         return random.uniform(ceiling / 2, ceiling)
 
-    def _before_sleep(self, state: Any, batch: ExportBatch) -> None:
+    def _before_sleep(self, state: Any) -> None:
         self.retries += 1
         if self._log:
             exc = state.outcome.exception()
             wait = state.next_action.sleep if state.next_action else 0.0
+            label = state.args[2] if len(state.args) > 2 else "batch"
             self._log.warning(
-                f"batch {batch.seq}: {getattr(exc, 'reason', type(exc).__name__)}; attempt "
+                f"{label}: {getattr(exc, 'reason', type(exc).__name__)}; attempt "
                 f"{state.attempt_number}/{self._config.max_attempts} failed, retrying in {wait:.2f}s"
             )
 
-    def _post(self, body: bytes, headers: dict[str, str], batch: ExportBatch) -> None:
+    def _post(self, body: bytes, headers: dict[str, str], label: str) -> None:
         import requests
 
         send_headers = dict(headers)
@@ -284,7 +286,7 @@ class WebhookBatchWriter:
             raise _Retryable(f"connection error ({type(exc).__name__})") from None
         except requests.RequestException as exc:
             raise SinkDeliveryError(
-                f"webhook request for batch {batch.seq} failed ({type(exc).__name__}); check "
+                f"webhook request for {label} failed ({type(exc).__name__}); check "
                 "ANALYTICS_SEGMENTS_WEBHOOK is a valid http(s) URL"
             ) from None
         status = response.status_code
@@ -305,20 +307,20 @@ class WebhookBatchWriter:
             self._gzip_refused = True
             if self._log:
                 self._log.info("webhook refused a gzip body (415); sending uncompressed from now on")
-            self._post(body, headers, batch)
+            self._post(body, headers, label)
             return
         if status == 429 or status >= 500:
             reason = f"HTTP {status} {response.reason or ''}".rstrip()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None and retry_after > self._config.max_retry_after_seconds:
                 raise SinkDeliveryError(
-                    f"webhook answered batch {batch.seq} with {reason} and Retry-After {retry_after:.0f}s, longer "
+                    f"webhook answered {label} with {reason} and Retry-After {retry_after:.0f}s, longer "
                     f"than the {self._config.max_retry_after_seconds:.0f}s this export waits; the cursor stays at "
                     "the last acknowledged batch: run the export again later"
                 )
             raise _Retryable(reason, retry_after)
         raise SinkDeliveryError(
-            f"webhook rejected batch {batch.seq} ({batch.rows} rows from event {batch.first.event_id}) with HTTP "
+            f"webhook rejected {label} with HTTP "
             f"{status} {response.reason or ''}: {_short(response.text)}; a 4xx is not retried. The cursor stays "
             "at the last acknowledged batch: fix the receiver or the payload, then run the export again"
         )
