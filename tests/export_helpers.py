@@ -158,7 +158,7 @@ class Received:
     headers: dict[str, str]
     body: bytes  # decoded (gunzipped when it came gzipped)
     raw_size: int
-    status: int
+    status: int  # 0 while the plan holds the answer back
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -204,22 +204,27 @@ class Receiver:
                 raw = self.rfile.read(length)
                 body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
                 headers = {k: v for k, v in self.headers.items()}
+                # Recorded before the plan runs: a request held by the plan has still been received.
+                record = Received(headers, body, len(raw), 0)
                 with receiver.lock:
-                    number = len(receiver.requests) + 1
+                    receiver.requests.append(record)
+                    number = len(receiver.requests)
                 decision = receiver.plan(number, headers) if receiver.plan else None
                 status, extra = decision if decision else (200, {})
-                with receiver.lock:
-                    receiver.requests.append(Received(headers, body, len(raw), status))
+                record.status = status
                 reply = b'{"ok":true}' if status < 300 else b'{"error":"nope"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                if receiver.advertise_gzip:
-                    self.send_header("Accept-Encoding", "gzip")
-                for key, value in extra.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(reply)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(reply)))
+                    if receiver.advertise_gzip:
+                        self.send_header("Accept-Encoding", "gzip")
+                    for key, value in extra.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the exporter is gone (killed on purpose): the batch was received all the same
 
             def log_message(self, *args):  # quiet
                 pass
