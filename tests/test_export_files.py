@@ -234,3 +234,35 @@ def test_runs_of_any_size_over_windows_of_any_size_export_every_row_once_in_orde
     lines = [json.loads(line) for f in batch_files(settings, ".ndjson") for line in f.read_text().splitlines()]
     assert [(r["eventId"], r["slug"]) for r in lines] == expected
     assert runs == (-(-600 // limit) + 1 if limit else 2)
+
+
+def test_the_job_runs_on_its_schedule_in_utc_and_is_queued_one_at_a_time(make_settings):
+    import dagster as dg
+
+    from orchestration import export as wiring
+    from orchestration.resources import shared_resources
+
+    settings = make_settings(ONBOARDING_EXPORT_CRON="*/20 * * * *")
+    own = wiring.definitions(settings)
+    assert set(own.resources) == {"export_sinks", "export_cursor", "export_notifier"}
+    defs = dg.Definitions.merge(own, dg.Definitions(resources=shared_resources(settings)))
+    schedule = defs.resolve_schedule_def("onboarding_experiment_export_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "*/20 * * * *", "UTC", "onboarding_experiment_export")
+    job = defs.resolve_job_def("onboarding_experiment_export")
+    assert job.tags["dagster/concurrency_key"] == "onboarding_experiment_export"
+
+
+@pytest.mark.postgres
+def test_on_a_postgres_warehouse_exports_from_other_hosts_are_refused_too(pg_url, make_settings, tmp_path):
+    from assets.export import _warehouse_lock
+    from resources.export_cursor import ExportBusyError
+
+    here = make_settings(WAREHOUSE_URL=pg_url, DATA_DIR=tmp_path / "host-a")
+    there = make_settings(WAREHOUSE_URL=pg_url, DATA_DIR=tmp_path / "host-b")  # another lock file
+    resources = export_resources(there)
+    store = resources["export_cursor"].model_copy(update={"lock_wait_seconds": 0.5})
+    with _warehouse_lock(build_warehouse(here), 0), pytest.raises(ExportBusyError, match="another host"):
+        run_export(warehouse=build_warehouse(there), sinks=resources["export_sinks"], cursor_store=store,
+                   run_id="run-b")
+    assert not there.export_cursor_path.exists()
