@@ -277,8 +277,10 @@ class WebhookBatchWriter:
             send_headers["Content-Encoding"] = "gzip"
         self.attempts += 1
         try:
+            # No redirects: requests would turn a POST into a GET on 301/302 and call that delivered.
             response = self._session.post(
-                self._url, data=data, headers=send_headers, timeout=(10, self._config.timeout_seconds)
+                self._url, data=data, headers=send_headers, timeout=(10, self._config.timeout_seconds),
+                allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             # requests' messages quote the URL: report the class only.
@@ -319,6 +321,11 @@ class WebhookBatchWriter:
                     "the last acknowledged batch: run the export again later"
                 )
             raise _Retryable(reason, retry_after)
+        if 300 <= status < 400:
+            raise SinkDeliveryError(
+                f"webhook answered {label} with a redirect (HTTP {status}); set ANALYTICS_SEGMENTS_WEBHOOK to "
+                "the final URL. The cursor stays at the last acknowledged batch"
+            )
         raise SinkDeliveryError(
             f"webhook rejected {label} with HTTP "
             f"{status} {response.reason or ''}: {_short(response.text)}; a 4xx is not retried. The cursor stays "

@@ -300,3 +300,11 @@ def test_the_mart_missing_fails_clearly(make_settings, tmp_path, receiver):
     resources = {**export_resources(settings), "warehouse": build_warehouse(settings)}
     with pytest.raises(ExportFailed, match="does not exist .* run `pricing-ops refresh`"):
         export(resources, "run-nomart")
+
+
+def test_a_redirect_is_not_followed_as_a_get_and_fails_the_run(env, receiver):
+    _, resources, _, _ = env
+    receiver.plan = lambda n, headers: (302, {"Location": "/somewhere-else"})
+    with pytest.raises(ExportFailed, match=r"redirect \(HTTP 302\); set ANALYTICS_SEGMENTS_WEBHOOK to the final URL"):
+        export(resources, "run-302")
+    assert len(receiver.requests) == 1
