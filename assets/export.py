@@ -18,7 +18,6 @@ same `Idempotency-Key` (it has the same rows).
 
 # No `from __future__ import annotations`: Dagster reads the op's config and resource annotations at runtime.
 import logging
-import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -105,28 +104,11 @@ def arrow_schema(fmt: str) -> pa.Schema:
     return pa.schema([*keys, *fields])
 
 
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def _native_sql(kind: str, sql: str) -> str:
-    """`:name` placeholders in the driver's own style (the export reads through the raw connection
-    to get Arrow, so it cannot use WarehouseConnection's helpers)."""
-    if kind == "duckdb":
-        return _NAMED.sub(r"$\1", sql)
-    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
-
-
 def _fetch_arrow(conn: WarehouseConnection, sql: str, params: dict[str, Any], schema: pa.Schema) -> pa.Table:
-    if conn.kind == "duckdb":
-        # Straight into Arrow: no Python object per row.
-        table = conn.raw.sql(_native_sql("duckdb", sql), params=params or None).to_arrow_table()
-        # Naive UTC timestamps (Parquet) become UTC-labelled ones; names and types as declared.
-        return table.rename_columns(schema.names).cast(schema)
-    with conn.raw.cursor() as cur:
-        cur.execute(_native_sql("postgres", sql), params)
-        rows = cur.fetchall()
-    columns = list(zip(*rows)) if rows else [[] for _ in schema]
-    return pa.table([pa.array(list(col), type=field.type) for col, field in zip(columns, schema)], schema=schema)
+    """A window as Arrow with the declared names and types (naive UTC timestamps become UTC-labelled,
+    Postgres's inferred types the declared ones)."""
+    table = conn.fetch_arrow(sql, params)
+    return table.rename_columns(schema.names).cast(schema)
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,8 @@ def test_pricing_ops_export_runs_the_job_and_reports_in_one_line(files_env, monk
     assert run_cli(monkeypatch, settings) == 1
     _, err = capsys.readouterr()
     last = err.strip().splitlines()[-1]
-    assert last.startswith("pricing-ops export: run ") and " failed: export cursor " in last
+    assert last.startswith("pricing-ops export: job onboarding_experiment_export failed (run ")
+    assert "): export cursor " in last
     assert "is not an ISO 8601 instant" in last
 
     assert run_cli(monkeypatch, settings, "--sink", "webhook", "--format", "csv") == 1

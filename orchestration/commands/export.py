@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
-from orchestration.cli import CommandError
 from orchestration.settings import get_settings
 
 
@@ -46,41 +44,21 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _failure_reason(result: Any) -> str:
-    """The user-facing reason of a failed run: the `Failure`'s description, else the error's last line."""
-    for event in result.all_events:
-        data = event.event_specific_data if event.is_failure else None
-        if data is None:
-            continue
-        user = getattr(data, "user_failure_data", None)
-        if user is not None and user.description:
-            return user.description
-        error = getattr(data, "error", None)
-        if error is not None:
-            return error.message.strip().splitlines()[-1]
-    return "see the run's logs in the Dagster UI"
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from assets.export import EXPORT_JOB_NAME, EXPORT_OP_NAME, run_config
     from orchestration import export
-    from orchestration.instance import prepare_dagster_home
+    from orchestration.job_runner import run_job
     from orchestration.resources import shared_resources
 
     settings = get_settings()
-    prepare_dagster_home(settings)
     # The export's own wiring plus the shared resources: the same job and resources `dagster dev`
     # loads, without importing the dbt project this command does not need.
     defs = dg.Definitions.merge(export.definitions(settings), dg.Definitions(resources=shared_resources(settings)))
-    job = defs.resolve_job_def(EXPORT_JOB_NAME)
     config = run_config(args.sink, args.format, args.limit, args.cursor)
-    progress(f"export: {json.dumps(config['ops'][EXPORT_OP_NAME]['config']) or '{}'} (unset options come from the settings)")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
-    if not result.success:
-        raise CommandError(f"run {result.run_id} failed: {_failure_reason(result)}")
+    progress(f"export: {json.dumps(config['ops'][EXPORT_OP_NAME]['config'])} (unset options come from the settings)")
+    result = run_job(EXPORT_JOB_NAME, config, defs=defs)
     [output] = [e for e in result.all_node_events if e.is_successful_output]
     meta = {key: value.value for key, value in output.step_output_data.metadata.items()}
     progress(
