@@ -20,6 +20,11 @@ COMMAND_MODULES = (
 )
 
 
+def progress(message: str) -> None:
+    """A progress line for the person at the terminal: stderr, flushed (stdout is for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 class CommandError(Exception):
     """A failure the user can fix: printed as one line (what, where, how to fix), exit 1."""
 
@@ -69,4 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so `CommandError` is the one class the commands raise.
+    from orchestration.cli import main as imported_main
+
+    sys.exit(imported_main())

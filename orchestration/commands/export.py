@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from orchestration.cli import progress
 from orchestration.settings import get_settings
 
 
@@ -39,9 +39,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from orchestration.cli import progress
 from orchestration.job_runner import run_job
 
 
@@ -37,9 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_followup)
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

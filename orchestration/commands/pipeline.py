@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any
 
 from models.marts import MART_TABLES
-from orchestration.cli import CommandError
+from orchestration.cli import CommandError, progress
 from orchestration.job_runner import run_job
 from orchestration.settings import Settings, get_settings
 
@@ -34,9 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--as-of-date", default=None, help="YYYY-MM-DD (default: today's UTC date)")
     p.set_defaults(func=cmd_refresh)
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def cmd_demo_source(args: argparse.Namespace) -> int:
