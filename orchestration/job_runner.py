@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.cli import CommandError
-from orchestration.settings import get_settings
+from orchestration.settings import Settings, get_settings
 
 
 @contextmanager
@@ -46,13 +46,20 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
 
 
 def run_job(
-    job_name: str, run_config: dict[str, Any] | None = None, defs: dg.Definitions | None = None
+    job_name: str,
+    run_config: dict[str, Any] | None = None,
+    defs: dg.Definitions | None = None,
+    settings: Settings | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Execute `job_name` (from `defs`, default the project's Definitions); a failed run raises a
-    `CommandError` with its reason."""
+    """Execute `job_name` (from `defs`, default the Definitions of `settings`, default the process's
+    settings); a failed run raises a `CommandError` with its reason."""
     from orchestration.instance import prepare_dagster_home
 
-    prepare_dagster_home(get_settings())
+    prepare_dagster_home(settings or get_settings())
+    if defs is None and settings is not None:
+        from orchestration.definitions import build_definitions
+
+        defs = build_definitions(settings)
     if defs is None:
         from orchestration.definitions import defs
     job = defs.resolve_job_def(job_name)

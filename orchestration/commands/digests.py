@@ -27,14 +27,14 @@ def send_digest(settings: Settings, kind: str, period: str | None) -> dict:
     (`status`: sent, already_sent or in_progress)."""
     from assets.digests import JOB_FOR_KIND, OP_FOR_KIND, digest_run_config
     from models.digests import parse_period
-    from orchestration.commands.pipeline import run_job
+    from orchestration.job_runner import run_job
 
     if period:
         try:
             parse_period(kind, period)  # type: ignore[arg-type]
         except ValueError as exc:
             raise CommandError(f"{exc}") from None
-    result = run_job(settings, JOB_FOR_KIND[kind], digest_run_config(kind, period))
+    result = run_job(JOB_FOR_KIND[kind], digest_run_config(kind, period), settings=settings)
     return result.output_for_node(OP_FOR_KIND[kind])
 
 
