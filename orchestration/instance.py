@@ -24,6 +24,10 @@ run_queue:
     - key: dagster/concurrency_key
       value: warehouse_writer
       limit: 1
+    # One export at a time (its own lock refuses a second one; this queues it instead).
+    - key: dagster/concurrency_key
+      value: onboarding_experiment_export
+      limit: 1
 telemetry:
   enabled: false
 """

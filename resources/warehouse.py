@@ -244,6 +244,8 @@ class Warehouse(ConfigurableResource):
             # DuckDB's default is 80% of RAM; bounded, it spills instead (extract of 5M events
             # peaks under 500 MB with 300MB here).
             raw.execute(f"set memory_limit = '{self.duckdb_memory_limit}'")
+            # Its progress bar draws on stdout for queries over 2 s: stdout is for results.
+            raw.execute("set enable_progress_bar = false")
             raw.execute("begin transaction")
             conn = WarehouseConnection("duckdb", raw)
         else:

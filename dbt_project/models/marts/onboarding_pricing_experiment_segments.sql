@@ -48,3 +48,5 @@ left join journeys
     on exposures.journey_id = journeys.journey_id
 left join orders
     on journeys.order_id = orders.order_id
+-- Stored in the export's read order, so its keyset windows skip whole blocks (DuckDB zone maps).
+order by exposures.loaded_at, exposures.event_id, exposures.slug
