@@ -65,12 +65,16 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-@contextmanager
-def dbt_environment(warehouse: Warehouse) -> Iterator[None]:
+def dbt_environment(warehouse: Warehouse):
     """The dbt process reads its connection from the environment (secrets never on the command line)."""
-    env = warehouse.dbt_env()
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+    return environment(warehouse.dbt_env())
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Environment variables set for the duration of a block, then put back as they were."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:

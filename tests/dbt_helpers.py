@@ -4,13 +4,12 @@ process, read tables back in a form that compares across DuckDB and Postgres."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from assets.dbt import environment
 from models.source_tables import SOURCE_TABLES_BY_NAME, create_table_sql, raw_columns
 from resources.warehouse import Warehouse
 
@@ -38,20 +37,6 @@ def load_raw_tables(warehouse: Warehouse, rows_by_table: Mapping[str, Iterable[M
             for row in rows:
                 conn.execute(sql, {c.name: row.get(c.name) for c in columns})
 
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block (dbt reads them at each invocation)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_dbt(

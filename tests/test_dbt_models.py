@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from dbt_helpers import day, load_raw_tables, parse_manifest, run_dbt, table_rows, utc
 
+from models.marts import MART_TABLES
 from resources.warehouse import Warehouse
 
 # Keeps the module on one xdist worker under `--dist loadgroup`: one build per engine, not one per worker.
@@ -32,15 +33,7 @@ DBT_VARS = {
     "guardrail_critical_replay_failures": 4,
 }
 SCHEMA = "analytics"
-MARTS = [
-    "onboarding_pricing_experiment_segments",
-    "experiment_variant_journeys",
-    "experiment_slug_summary",
-    "experiment_daily_assignments",
-    "experiment_conversion_snapshot",
-    "experiment_conversion_snapshot_history",
-    "provider_guardrail_status",
-]
+MARTS = list(MART_TABLES)
 SEGMENT = "pricing_experiment_segment"
 SPRING = "spring-offer"
 
