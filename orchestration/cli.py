@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 COMMAND_MODULES = (
     "orchestration.commands.pipeline",  # demo, demo-source, refresh
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Dagster's notices about its own API's future (beta, superseded) are for developers, not here.
+    warnings.filterwarnings("ignore", message=r".*(is currently in beta|is superseded|is currently in preview).*")
     # Dagster prints its own event log to stderr; its loggers must not print every line twice.
     logging.getLogger("dagster").propagate = False
     # Storage migrations on a new DAGSTER_HOME are not progress anyone needs to read.

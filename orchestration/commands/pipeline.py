@@ -100,10 +100,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if main(step) != 0:
             raise CommandError(f"demo step `pricing-ops {' '.join(step)}` failed (see above)")
     progress("== where everything is")
-    progress(f"  demo source:  {settings.demo_source_path}")
-    progress(f"  warehouse:    {settings.warehouse_url.removeprefix('duckdb:///')}")
-    progress(f"  exports:      {settings.export_dir}")
-    progress(f"  export cursor:{settings.export_cursor_path}")
-    progress(f"  outbox:       {settings.outbox_dir} (Slack payloads as .json, emails as .eml)")
-    progress(f"  Dagster home: {settings.dagster_home} (UI: DAGSTER_HOME={settings.dagster_home} uv run dagster dev)")
+    progress(f"  demo source:    {settings.demo_source_path}")
+    progress(f"  warehouse:      {settings.warehouse_url.removeprefix('duckdb:///')}")
+    progress(f"  exports:        {settings.export_dir}")
+    progress(f"  export cursor:  {settings.export_cursor_path}")
+    progress(f"  outbox:         {settings.outbox_dir} (Slack payloads as .json, emails as .eml)")
+    progress(f"  Dagster home:   {settings.dagster_home} (UI: DAGSTER_HOME={settings.dagster_home} uv run dagster dev)")
     return 0
