@@ -87,7 +87,7 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 def run_start_date(context: dg.AssetExecutionContext) -> date:
     """The UTC date at the start of the run (contract: the as-of date)."""
-    stats = context.instance.get_run_stats(context.run_id)
+    stats = context.instance.get_run_stats(context.run.run_id)
     started = stats.start_time if stats and stats.start_time else datetime.now(UTC).timestamp()
     return datetime.fromtimestamp(started, UTC).date()
 
