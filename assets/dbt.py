@@ -166,7 +166,7 @@ def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures:
         with dbt_environment(warehouse):
             events = list(dbt.cli(args, context=context).stream())
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
-        relations = _relations_of(context, events)
+        relations = _relations_of(context, events, warehouse)
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
             if isinstance(event, dg.Output) and extra.get(_key_of(context, event)):
@@ -181,18 +181,17 @@ def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
     return context.asset_key_for_output(event.output_name)
 
 
-def _relations_of(context: dg.AssetExecutionContext, events: list) -> dict[dg.AssetKey, str]:
+def _relations_of(context: dg.AssetExecutionContext, events: list, warehouse: Warehouse) -> dict[dg.AssetKey, str]:
+    """`schema.table` of every table (or incremental) model that this invocation materialized."""
+    nodes = json.loads(dbt_project.manifest_path.read_text())["nodes"]
     relations: dict[dg.AssetKey, str] = {}
     for event in events:
         if not isinstance(event, dg.Output):
             continue
-        relation = event.metadata.get("dagster/relation_identifier")
-        materialization = event.metadata.get("materialization_type") or event.metadata.get(
-            "dagster_dbt/materialization_type"
-        )
-        mtype = getattr(materialization, "value", materialization)
-        if relation is not None and mtype in ("table", "incremental"):
-            rel = getattr(relation, "value", relation)
-            # "database.schema.table": the connection is already on the database.
-            relations[_key_of(context, event)] = ".".join(str(rel).split(".")[-2:])
+        unique_id = getattr(event.metadata.get("unique_id"), "value", event.metadata.get("unique_id"))
+        node = nodes.get(str(unique_id), {})
+        if node.get("config", {}).get("materialized") in ("table", "incremental"):
+            # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
+            schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
+            relations[_key_of(context, event)] = f"{schema}.{node.get('alias') or node['name']}"
     return relations

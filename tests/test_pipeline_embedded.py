@@ -132,8 +132,15 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
 ):
     # One test, four refreshes (each a dbt build): the suite stays short.
     wh = embedded.data_dir / "warehouse.duckdb"
-    build_and_refresh(embedded)
+    result = build_and_refresh(embedded)
     assert_marts_exact(wh)
+    # What a data engineer reads in the UI: row counts and a preview on each mart's materialization.
+    snapshot = next(m for m in result.asset_materializations_for_node("pricing_dbt_models")
+                    if m.asset_key == dg.AssetKey("experiment_conversion_snapshot"))
+    assert snapshot.metadata["dagster/row_count"].value == len(ds.CONVERSION)
+    assert "| spring-offer | USD | 150.50 |" in snapshot.metadata["preview"].value
+    extract = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node("extract_source")}
+    assert extract["onboarding_journey_events"]["rows_inserted"].value == len(ds.SOURCE["onboarding_journey_events"])
     first = {m: mart_rows(wh, m) for m in MARTS}
 
     build_and_refresh(embedded)  # nothing new in the source
