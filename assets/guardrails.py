@@ -137,38 +137,38 @@ def deliver_pending(
     return report
 
 
-def _send_slack(slack: SlackNotifier, row: dict, report: DeliveryReport, in_a_row: dict, log: Any) -> dict:
+_CHANNEL_NAMES = {"slack": "Slack", "api": "app API"}
+
+
+def _deliver(channel: str, send: Any, row: dict, what: str, report: DeliveryReport, in_a_row: dict, log: Any) -> dict:
+    """Send one pending message on `channel` ('slack' or 'api'); the outcome is recorded either way."""
     at = datetime.now(UTC)
     try:
-        ref = slack.post_message(row["text"])
+        ref = send()
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried next run; texts name no secret
-        in_a_row["slack"] += 1
-        report.slack_failed += 1
+        in_a_row[channel] += 1
+        setattr(report, f"{channel}_failed", getattr(report, f"{channel}_failed") + 1)
         error = f"{type(exc).__name__}: {exc}"
-        report.errors.append(f"Slack message {row['id']} ({row['kind']} for {row['provider_id']}): {error}")
+        report.errors.append(f"{what}: {error}")
         if log:
-            log.warning(f"Slack delivery failed, retried next run: {error}")
-        return {"id": row["id"], "channel": "slack", "ok": False, "ref": None, "error": error, "at": at}
-    in_a_row["slack"] = 0
-    report.slack_sent += 1
-    return {"id": row["id"], "channel": "slack", "ok": True, "ref": ref, "error": None, "at": at}
+            log.warning(f"{_CHANNEL_NAMES[channel]} delivery failed, retried next run: {error}")
+        return {"id": row["id"], "channel": channel, "ok": False, "ref": None, "error": error, "at": at}
+    in_a_row[channel] = 0
+    setattr(report, f"{channel}_sent", getattr(report, f"{channel}_sent") + 1)
+    return {"id": row["id"], "channel": channel, "ok": True, "ref": ref, "error": None, "at": at}
+
+
+def _send_slack(slack: SlackNotifier, row: dict, report: DeliveryReport, in_a_row: dict, log: Any) -> dict:
+    what = f"Slack message {row['id']} ({row['kind']} for {row['provider_id']})"
+    return _deliver("slack", lambda: slack.post_message(row["text"]), row, what, report, in_a_row, log)
 
 
 def _send_api(app_api: AppApi, row: dict, report: DeliveryReport, in_a_row: dict, log: Any) -> dict:
-    at = datetime.now(UTC)
-    try:
+    def send() -> None:
         app_api.post_followup(followup_payload(followup_from_prefixed(row)))
-    except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried next run; texts name no secret
-        in_a_row["api"] += 1
-        report.api_failed += 1
-        error = f"{type(exc).__name__}: {exc}"
-        report.errors.append(f"app API follow-up {row['followup_id']} for {row['provider_id']}: {error}")
-        if log:
-            log.warning(f"app API delivery failed, retried next run: {error}")
-        return {"id": row["id"], "channel": "api", "ok": False, "ref": None, "error": error, "at": at}
-    in_a_row["api"] = 0
-    report.api_sent += 1
-    return {"id": row["id"], "channel": "api", "ok": True, "ref": None, "error": None, "at": at}
+
+    what = f"app API follow-up {row['followup_id']} for {row['provider_id']}"
+    return _deliver("api", send, row, what, report, in_a_row, log)
 
 
 # What the UI shows --------------------------------------------------------------------------------------
