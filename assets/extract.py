@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 
+from models.export_rows import format_instant
+from models.instants import as_utc
 from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, create_table_sql
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse, WarehouseConnection
@@ -59,9 +61,7 @@ class ExtractResult:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_instant(value) if value is not None else None
 
 
 def ensure_raw_tables(warehouse: Warehouse, conn: WarehouseConnection) -> None:
@@ -77,12 +77,6 @@ def _stage_ddl(table: SourceTable, name: str, engine: str) -> str:
     return f"create {unlogged}table {name} ({cols})"
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # DuckDB hands out naive UTC for timestamptz in some paths
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def extract_table(
@@ -107,7 +101,7 @@ def extract_table(
             conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
         if table.watermark:
             row = conn.fetchone(f"select max({table.watermark}) from {raw}")
-            result.watermark_before = _as_utc(row[0]) if row else None
+            result.watermark_before = as_utc(row[0]) if row else None
             if result.watermark_before is not None:
                 result.read_since = result.watermark_before - lookback
         if table.merge == "insert_new" and conn.kind == "duckdb":
@@ -131,7 +125,7 @@ def extract_table(
             after = conn.fetchone(f"select count(*) from {raw}")[0]
             result.rows_inserted, result.rows_total = after - before, after
             row = conn.fetchone(f"select max({table.watermark}) from {raw}")
-            result.watermark_after = _as_utc(row[0]) if row else None
+            result.watermark_after = as_utc(row[0]) if row else None
             result.seconds = time.monotonic() - started
             if log:
                 log.info(f"{table.name}: read {result.rows_read} rows from {source.describe()}")
@@ -173,7 +167,7 @@ def extract_table(
         conn.execute(f"drop table if exists {stage}")
         if table.watermark:
             row = conn.fetchone(f"select max({table.watermark}) from {raw}")
-            result.watermark_after = _as_utc(row[0]) if row else None
+            result.watermark_after = as_utc(row[0]) if row else None
     result.seconds = time.monotonic() - started
     return result
 
@@ -203,7 +197,7 @@ def _next_loaded_at(conn: WarehouseConnection, raw: str) -> datetime:
     """Now, or just after the newest `loaded_at` if the clock is behind it: monotone across runs."""
     now = datetime.now(UTC)
     row = conn.fetchone(f"select max({LOADED_AT.name}) from {raw}")
-    latest = _as_utc(row[0]) if row and row[0] is not None else None
+    latest = as_utc(row[0]) if row and row[0] is not None else None
     if latest is not None and latest >= now:
         return latest + timedelta(microseconds=1)
     return now

@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Literal
 
+from models.instants import as_utc
 from models.slack_format import (
     conversion_link_label,
     conversions_url,
@@ -215,13 +216,6 @@ def iso_z(instant: datetime | None) -> str:
     return as_utc(instant).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # type: ignore[union-attr]
 
 
-def as_utc(instant: datetime | None) -> datetime | None:
-    """An aware UTC datetime (a naive value from a driver is taken as UTC)."""
-    if instant is None:
-        return None
-    if instant.tzinfo is None:
-        return instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC)
 
 
 def money(amount: Decimal) -> str:
