@@ -70,7 +70,7 @@ def ensure_raw_tables(warehouse: Warehouse, conn: WarehouseConnection) -> None:
         conn.execute(create_table_sql(table, f"{warehouse.raw_schema}.{table.name}", conn.kind, raw=True))
 
 
-def _stage_ddl(table: SourceTable, name: str, engine: str) -> str:
+def stage_ddl(table: SourceTable, name: str, engine: str) -> str:
     # The stage has the source's columns, no key: a re-read may hold the same id twice.
     cols = ", ".join(f"{c.name} {c.duckdb_type if engine == 'duckdb' else c.postgres_type}" for c in table.columns)
     unlogged = "unlogged " if engine == "postgres" else ""
@@ -108,7 +108,7 @@ def extract_table(
             # One read of a keyed source table cannot repeat an id, so DuckDB inserts straight from
             # the Arrow stream, skipping ids already loaded: no stage, no dedupe (5M events at the
             # speed of the read itself, bounded memory; measured in bench/bench_extract_postgres.py).
-            result.loaded_at = _next_loaded_at(conn, raw)
+            result.loaded_at = next_loaded_at(conn, raw)
             before = conn.fetchone(f"select count(*) from {raw}")[0]
             with source.read_table(table, result.read_since) as reader:
                 counted, rows_read = _counting(reader)
@@ -132,7 +132,7 @@ def extract_table(
             return result
 
         conn.execute(f"drop table if exists {stage}")
-        conn.execute(_stage_ddl(table, stage, conn.kind))
+        conn.execute(stage_ddl(table, stage, conn.kind))
         with source.read_table(table, result.read_since) as reader:
             result.rows_read = conn.append_arrow(stage, reader)
         if log:
@@ -146,7 +146,7 @@ def extract_table(
         )
         before = conn.fetchone(f"select count(*) from {raw}")[0]
         if table.merge == "insert_new":
-            result.loaded_at = _next_loaded_at(conn, raw)
+            result.loaded_at = next_loaded_at(conn, raw)
             conn.execute(
                 f"insert into {raw} ({col_list}, {LOADED_AT.name}) "
                 f"select {col_list}, :loaded_at from ({deduped}) d "
@@ -193,7 +193,7 @@ def _count_changed(conn: WarehouseConnection, raw: str, deduped: str, table: Sou
     return int(row[0]) if row else 0
 
 
-def _next_loaded_at(conn: WarehouseConnection, raw: str) -> datetime:
+def next_loaded_at(conn: WarehouseConnection, raw: str) -> datetime:
     """Now, or just after the newest `loaded_at` if the clock is behind it: monotone across runs."""
     now = datetime.now(UTC)
     row = conn.fetchone(f"select max({LOADED_AT.name}) from {raw}")

@@ -28,7 +28,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from assets.extract import ExtractResult, _next_loaded_at, _stage_ddl, ensure_raw_tables, raw_asset_key
+from assets.extract import ExtractResult, ensure_raw_tables, next_loaded_at, raw_asset_key, stage_ddl
 from models.reporting_api_rows import (
     EVENT_TYPE,
     UNKNOWN_ORDER_STATUS,
@@ -228,7 +228,7 @@ def _write(
                 conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
             stage = f"{warehouse.raw_schema}._api_stage_{table.name}"
             conn.execute(f"drop table if exists {stage}")
-            conn.execute(_stage_ddl(table, stage, conn.kind))
+            conn.execute(stage_ddl(table, stage, conn.kind))
             batch = _arrow(table, mapped)
             results[table.name].rows_read += conn.append_arrow(stage, batch)
             if table is ONBOARDING_JOURNEY_EVENTS:
@@ -291,7 +291,7 @@ def _insert_new_events(conn: WarehouseConnection, raw: str, stage: str, result: 
     Each flush commits separately, so each gets its own instant, later than every earlier one: an
     export reading between two flushes never passes rows that a later flush adds.
     """
-    loaded_at = _next_loaded_at(conn, raw)
+    loaded_at = next_loaded_at(conn, raw)
     result.loaded_at = loaded_at
     cols = "id, journey_id, event_type, payload, recorded_at"
     conn.execute(
