@@ -197,20 +197,25 @@ def report_line(stage: str, r: dict) -> str:
 
 
 def summarize(results: dict[str, dict]) -> None:
+    """Verdicts against the issue's targets, over the whole process and over the work alone.
+
+    Whole process is what a one-off script pays; the extract's process also imports Dagster
+    (~0.6 s) that the baseline script does not, which weighs at 1M events and fades by 5M. Work
+    alone is the data movement both sides share, timed the same way."""
     if "extract_duckdb" not in results:
         return
     duck = results["extract_duckdb"]
-    rate = duck["rows"] / duck["seconds"]
-    verdicts = [(f"extract -> DuckDB {rate:,.0f} events/s (target >= {TARGET_EVENTS_PER_S:,}): "
-                 f"{'met' if rate >= TARGET_EVENTS_PER_S else 'MISSED'}")]
-    if "baseline" in results:
-        ratio = results["baseline"]["seconds"] / duck["seconds"]
-        verdicts.append(f"{ratio:.1f}x the baseline (target >= {TARGET_VS_BASELINE:.0f}x): "
-                        f"{'met' if ratio >= TARGET_VS_BASELINE else 'MISSED'}")
+    for label, key in (("whole process", "seconds"), ("work alone", "work_seconds")):
+        rate = duck["rows"] / duck[key]
+        verdicts = [(f"{label}: extract -> DuckDB {rate:,.0f} events/s (target >= {TARGET_EVENTS_PER_S:,}): "
+                     f"{'met' if rate >= TARGET_EVENTS_PER_S else 'MISSED'}")]
+        if "baseline" in results:
+            ratio = results["baseline"][key] / duck[key]
+            verdicts.append(f"{ratio:.1f}x the baseline (target >= {TARGET_VS_BASELINE:.0f}x): "
+                            f"{'met' if ratio >= TARGET_VS_BASELINE else 'MISSED'}")
+        print("; ".join(verdicts))
     peak = max(r["peak_mb"] for name, r in results.items() if name.startswith("extract"))
-    verdicts.append(f"extract peak {peak:.0f} MB (target < {TARGET_PEAK_MB} MB): {'met' if peak < TARGET_PEAK_MB else 'MISSED'}")
-    print("; ".join(verdicts))
-
+    print(f"extract peak {peak:.0f} MB (target < {TARGET_PEAK_MB} MB): {'met' if peak < TARGET_PEAK_MB else 'MISSED'}")
 
 if __name__ == "__main__":
     main()
