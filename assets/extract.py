@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from models.export_rows import format_instant
 from models.instants import as_utc
-from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, create_table_sql
+from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, arrow_wire_schema, create_table_sql
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse, WarehouseConnection
 
@@ -72,13 +72,26 @@ def ensure_raw_tables(warehouse: Warehouse, conn: WarehouseConnection) -> None:
         conn.execute(create_table_sql(table, f"{warehouse.raw_schema}.{table.name}", conn.kind, raw=True))
 
 
-def stage_ddl(table: SourceTable, name: str, engine: str) -> str:
-    # The stage has the source's columns, no key: a re-read may hold the same id twice.
-    cols = ", ".join(f"{c.name} {c.duckdb_type if engine == 'duckdb' else c.postgres_type}" for c in table.columns)
-    unlogged = "unlogged " if engine == "postgres" else ""
-    return f"create {unlogged}table {name} ({cols})"
+def stage_ddl(table: SourceTable, name: str, engine: str, wire_types: bool = False) -> str:
+    """A scratch table with the source's columns and no key (a re-read may hold the same id twice).
+
+    `wire_types` (PostgreSQL): json, numeric and char columns as text (`Column.travels_as_text`), so
+    an Arrow stream binary-COPYs into it as is; `staged_rows` casts them back."""
+    if engine == "duckdb":
+        cols = ", ".join(f"{c.name} {c.duckdb_type}" for c in table.columns)
+        return f"create table {name} ({cols})"
+    cols = ", ".join(f"{c.name} {c.postgres_wire_type if wire_types else c.postgres_type}" for c in table.columns)
+    return f"create unlogged table {name} ({cols})"
 
 
+def staged_rows(table: SourceTable, stage: str, engine: str) -> str:
+    """A subquery of the stage's rows in the raw table's types (undoing `stage_ddl(wire_types=True)`)."""
+    if engine == "duckdb":
+        return stage
+    cols = ", ".join(
+        f"cast({c.name} as {c.postgres_type}) as {c.name}" if c.travels_as_text else c.name for c in table.columns
+    )
+    return f"(select {cols} from {stage})"
 
 
 def extract_table(
@@ -92,90 +105,118 @@ def extract_table(
     started = time.monotonic()
     result = ExtractResult(table=table.name)
     raw = f"{warehouse.raw_schema}.{table.name}"
-    stage = f"{warehouse.raw_schema}._stage_{table.name}"
-    cols = table.column_names
-    col_list = ", ".join(cols)
 
     with warehouse.connect() as conn:
+        # Committed on its own: on PostgreSQL the stage is loaded on another connection.
         ensure_raw_tables(warehouse, conn)
+    with warehouse.connect() as conn:
         if conn.kind == "postgres":
             # One extraction of a table at a time; a second waits here rather than interleaving.
             conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
         if table.watermark:
-            row = conn.fetchone(f"select max({table.watermark}) from {raw}")
-            result.watermark_before = as_utc(row[0]) if row else None
+            result.watermark_before = _max_instant(conn, raw, table.watermark)
             if result.watermark_before is not None:
                 result.read_since = result.watermark_before - lookback
+        before = conn.fetchone(f"select count(*) from {raw}")[0]
         if table.merge == "insert_new" and conn.kind == "duckdb":
-            # One read of a keyed source table cannot repeat an id, so DuckDB inserts straight from
-            # the Arrow stream, skipping ids already loaded: no stage, no dedupe (5M events at the
-            # speed of the read itself, bounded memory; measured in bench/bench_extract_postgres.py).
-            # A streaming append needs little memory, but DuckDB keeps the blocks it writes cached up
-            # to memory_limit, so the process grew with the rows loaded until that cap: a small cap
-            # keeps it flat (as fast: measured 2.5M/5M/10M events).
-            conn.execute(f"set memory_limit = '{STREAMING_APPEND_MEMORY_LIMIT}'")
-            result.loaded_at = next_loaded_at(conn, raw)
-            before = conn.fetchone(f"select count(*) from {raw}")[0]
-            with source.read_table(table, result.read_since) as reader:
-                counted, rows_read = _counting(reader)
-                conn.raw.register("_extract_in", counted)
-                try:
-                    conn.execute(
-                        f"insert into {raw} ({col_list}, {LOADED_AT.name}) select {col_list}, :loaded_at "
-                        f"from _extract_in s where not exists (select 1 from {raw} t where t.{table.key} = s.{table.key})",
-                        {"loaded_at": result.loaded_at},
-                    )
-                finally:
-                    conn.raw.unregister("_extract_in")
-            result.rows_read = rows_read[0]
-            after = conn.fetchone(f"select count(*) from {raw}")[0]
-            result.rows_inserted, result.rows_total = after - before, after
-            row = conn.fetchone(f"select max({table.watermark}) from {raw}")
-            result.watermark_after = as_utc(row[0]) if row else None
-            result.seconds = time.monotonic() - started
-            if log:
-                log.info(f"{table.name}: read {result.rows_read} rows from {source.describe()}")
-            return result
-
-        conn.execute(f"drop table if exists {stage}")
-        conn.execute(stage_ddl(table, stage, conn.kind))
-        with source.read_table(table, result.read_since) as reader:
-            result.rows_read = conn.append_arrow(stage, reader)
+            _stream_new_rows(source, conn, table, raw, result)
+        else:
+            stage = _load_stage(source, warehouse, conn, table, result)
+            _merge_stage(conn, table, raw, stage, result)
+            conn.execute(f"drop table if exists {stage}")
         if log:
             log.info(f"{table.name}: read {result.rows_read} rows from {source.describe()}")
-
-        # Latest version of each id within the stage (a re-read may repeat an id).
-        order = f"{table.watermark} desc" if table.merge == "upsert_latest" else table.key
-        deduped = (
-            f"select {col_list} from (select {col_list}, row_number() over "
-            f"(partition by {table.key} order by {order}) as rn from {stage}) s where rn = 1"
-        )
-        before = conn.fetchone(f"select count(*) from {raw}")[0]
-        if table.merge == "insert_new":
-            result.loaded_at = next_loaded_at(conn, raw)
-            conn.execute(
-                f"insert into {raw} ({col_list}, {LOADED_AT.name}) "
-                f"select {col_list}, :loaded_at from ({deduped}) d "
-                f"where not exists (select 1 from {raw} t where t.{table.key} = d.{table.key})",
-                {"loaded_at": result.loaded_at},
-            )
-        else:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != table.key)
-            changed = " or ".join(f"{raw}.{c} is distinct from excluded.{c}" for c in cols if c != table.key)
-            result.rows_updated = _count_changed(conn, raw, deduped, table)
-            conn.execute(
-                f"insert into {raw} ({col_list}) select {col_list} from ({deduped}) d "
-                f"on conflict ({table.key}) do update set {updates} where {changed}"
-            )
         after = conn.fetchone(f"select count(*) from {raw}")[0]
-        result.rows_inserted = after - before
-        result.rows_total = after
-        conn.execute(f"drop table if exists {stage}")
+        result.rows_inserted, result.rows_total = after - before, after
         if table.watermark:
-            row = conn.fetchone(f"select max({table.watermark}) from {raw}")
-            result.watermark_after = as_utc(row[0]) if row else None
+            result.watermark_after = _max_instant(conn, raw, table.watermark)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _max_instant(conn: WarehouseConnection, raw: str, column: str) -> datetime | None:
+    row = conn.fetchone(f"select max({column}) from {raw}")
+    return as_utc(row[0]) if row and row[0] is not None else None
+
+
+def _stream_new_rows(
+    source: SourceDatabase, conn: WarehouseConnection, table: SourceTable, raw: str, result: ExtractResult
+) -> None:
+    """DuckDB, append-only table: insert straight from the Arrow stream the ids not yet loaded.
+
+    One read of a keyed source table cannot repeat an id, so there is no stage and no dedupe: 5M
+    events at the speed of the read itself (bench/bench_extract_postgres.py). A streaming append
+    needs little memory, but DuckDB keeps the blocks it writes cached up to memory_limit, so the
+    process grew with the rows loaded until that cap: a small cap keeps it flat, as fast.
+    """
+    conn.execute(f"set memory_limit = '{STREAMING_APPEND_MEMORY_LIMIT}'")
+    cols = ", ".join(table.column_names)
+    result.loaded_at = next_loaded_at(conn, raw)
+    with source.read_table(table, result.read_since) as reader:
+        counted, rows_read = _counting(reader)
+        conn.raw.register("_extract_in", counted)
+        try:
+            conn.execute(
+                f"insert into {raw} ({cols}, {LOADED_AT.name}) select {cols}, :loaded_at from _extract_in s "
+                f"where not exists (select 1 from {raw} t where t.{table.key} = s.{table.key})",
+                {"loaded_at": result.loaded_at},
+            )
+        finally:
+            conn.raw.unregister("_extract_in")
+    result.rows_read = rows_read[0]
+
+
+def _load_stage(
+    source: SourceDatabase, warehouse: Warehouse, conn: WarehouseConnection, table: SourceTable, result: ExtractResult
+) -> str:
+    """The rows read from the source in a scratch table; returns its name.
+
+    PostgreSQL: binary COPY through ADBC on a connection of its own (the stage is scratch: a crash
+    leaves it to the next run, which drops it first). DuckDB: in this transaction."""
+    stage = f"{warehouse.raw_schema}._stage_{table.name}"
+    with source.read_table(table, result.read_since) as reader:
+        if conn.kind == "postgres":
+            wire = _cast_stream(reader, arrow_wire_schema(table))
+            result.rows_read = warehouse.load_scratch_table(stage, stage_ddl(table, stage, "postgres", True), wire)
+        else:
+            conn.execute(f"drop table if exists {stage}")
+            conn.execute(stage_ddl(table, stage, conn.kind))
+            result.rows_read = conn.append_arrow(stage, reader)
+    return stage
+
+
+def _merge_stage(conn: WarehouseConnection, table: SourceTable, raw: str, stage: str, result: ExtractResult) -> None:
+    """Stage into raw: new ids of append-only tables, latest version of each id for the others."""
+    cols = table.column_names
+    col_list = ", ".join(cols)
+    staged = staged_rows(table, stage, conn.kind)
+    if table.merge == "insert_new":
+        # One read of a keyed source cannot repeat an id: no dedupe needed, as in _stream_new_rows.
+        result.loaded_at = next_loaded_at(conn, raw)
+        conn.execute(
+            f"insert into {raw} ({col_list}, {LOADED_AT.name}) select {col_list}, :loaded_at from {staged} s "
+            f"where not exists (select 1 from {raw} t where t.{table.key} = s.{table.key})",
+            {"loaded_at": result.loaded_at},
+        )
+        return
+    # Latest version of each id (ON CONFLICT refuses to update one row twice in a statement).
+    deduped = (
+        f"select {col_list} from (select {col_list}, row_number() over "
+        f"(partition by {table.key} order by {table.watermark or table.key} desc) as rn from {staged} s) s "
+        "where rn = 1"
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != table.key)
+    changed = " or ".join(f"{raw}.{c} is distinct from excluded.{c}" for c in cols if c != table.key)
+    result.rows_updated = _count_changed(conn, raw, deduped, table)
+    conn.execute(
+        f"insert into {raw} ({col_list}) select {col_list} from ({deduped}) d "
+        f"on conflict ({table.key}) do update set {updates} where {changed}"
+    )
+
+
+def _cast_stream(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:
+    """The same stream in `schema`'s types, batch by batch (decimal to its exact text, say)."""
+    return pa.RecordBatchReader.from_batches(schema, (batch.cast(schema) for batch in reader))
 
 
 def _counting(reader: pa.RecordBatchReader) -> tuple[pa.RecordBatchReader, list[int]]:

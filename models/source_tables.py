@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import pyarrow as pa
+
 MergeMode = Literal["insert_new", "upsert_latest", "replace_all"]
+
+_ARROW_WIRE_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "smallint": pa.int16(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,22 @@ class Column:
     duckdb_type: str
     postgres_type: str
     nullable: bool = True
+
+    @property
+    def travels_as_text(self) -> bool:
+        """Read out of and bulk-loaded into PostgreSQL as text, cast back on arrival: json and
+        numeric have no exact Arrow form that binary COPY accepts, char(n) none at all."""
+        return self.postgres_type in ("json", "jsonb") or self.postgres_type.startswith(("numeric", "char("))
+
+    @property
+    def postgres_wire_type(self) -> str:
+        """The column's type on the way through (`travels_as_text`), e.g. in a stage table."""
+        return "text" if self.travels_as_text else self.postgres_type
+
+    @property
+    def arrow_wire_type(self) -> pa.DataType:
+        """The Arrow type of `postgres_wire_type`: binary COPY needs the exact width of each."""
+        return _ARROW_WIRE_TYPES.get(self.postgres_wire_type, pa.string())
 
 
 @dataclass(frozen=True)
@@ -136,6 +161,11 @@ SOURCE_TABLES_BY_NAME = {t.name: t for t in SOURCE_TABLES}
 
 # The warehouse copy of events also records when each row first reached the warehouse.
 LOADED_AT = _c("loaded_at", "timestamptz", "timestamptz", False)
+
+
+def arrow_wire_schema(table: SourceTable) -> pa.Schema:
+    """The Arrow schema a source table's rows travel in (see `Column.arrow_wire_type`)."""
+    return pa.schema([pa.field(c.name, c.arrow_wire_type) for c in table.columns])
 
 
 def raw_columns(table: SourceTable) -> tuple[Column, ...]:

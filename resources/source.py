@@ -17,7 +17,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from models.source_tables import SourceTable
-from resources.warehouse import WarehouseConnection, WarehouseLocation
+from resources.warehouse import WarehouseConnection, WarehouseLocation, libpq_uri
 
 BATCH_ROWS = 100_000
 
@@ -108,7 +108,8 @@ class SourceDatabase(ConfigurableResource):
             return
         if self.kind == "api":
             raise RuntimeError("the reporting API source is read by resources/reporting_api.py, not by table")
-        select = ", ".join(_pg_select(c.name, c.postgres_type) for c in table.columns)
+        # json and numeric come as text: exact, and cast back on load (Column.travels_as_text).
+        select = ", ".join(f"{c.name}::text as {c.name}" if c.travels_as_text else c.name for c in table.columns)
         yield from _adbc_stream(self.database_url or "", f"select {select} from {self.table(table.name)}{where}")
 
 
@@ -116,24 +117,10 @@ def _demo_select(name: str, duck_type: str) -> str:
     return f"{name}::varchar as {name}" if duck_type == "json" else name
 
 
-def _pg_select(name: str, pg_type: str) -> str:
-    # jsonb and numeric come through ADBC as text: exact, and cast back on load.
-    if pg_type in ("jsonb", "char(3)") or pg_type.startswith("numeric"):
-        return f"{name}::text as {name}"
-    return name
-
-
 def _adbc_stream(dsn: str, sql: str) -> Iterator[pa.RecordBatchReader]:
     import adbc_driver_postgresql.dbapi as pg_dbapi
 
-    with pg_dbapi.connect(_libpq_uri(dsn)) as conn, conn.cursor() as cur:
+    with pg_dbapi.connect(libpq_uri(dsn)) as conn, conn.cursor() as cur:
         cur.execute("set TimeZone = 'UTC'")
         cur.execute(sql)
         yield cur.fetch_record_batch()
-
-
-def _libpq_uri(dsn: str) -> str:
-    """libpq accepts postgresql:// URIs; strip a SQLAlchemy driver suffix if present."""
-    scheme, rest = dsn.split("://", 1)
-    return "postgresql://" + rest
-

