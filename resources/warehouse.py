@@ -134,6 +134,23 @@ class WarehouseConnection:
             rows = cur.fetchall()
         return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
 
+    @contextmanager
+    def duckdb_settings(self, **settings: str) -> Iterator[None]:
+        """DuckDB settings for the statements of a block, the previous values put back after.
+
+        They are database-wide: other connections to the same file in this process see them
+        meanwhile. After an error the transaction is aborted and the values stay until the
+        connection closes (with the last connection to the file, the database and its settings go).
+        """
+        if self.kind != "duckdb":
+            raise ValueError("duckdb_settings is for a DuckDB warehouse")
+        before = {name: self.fetchone(f"select current_setting('{name}')")[0] for name in settings}
+        for name, value in settings.items():
+            self.execute(f"set {name} = '{value}'")
+        yield
+        for name, value in before.items():
+            self.execute(f"set {name} = '{value}'")
+
     def table_exists(self, schema: str, table: str) -> bool:
         row = self.fetchone(
             "select count(*) from information_schema.tables where table_schema = :s and table_name = :t",

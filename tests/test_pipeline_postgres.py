@@ -86,6 +86,8 @@ def test_row_committed_late_with_smaller_id_is_extracted_next_run(make_pg_databa
         assert second.rows_inserted == 1
         third = extract_table(source, warehouse, ONBOARDING_JOURNEY_EVENTS, timedelta(minutes=10))
         assert third.rows_inserted == 0  # the overlap is re-read, nothing is added twice
+        everything = extract_table(source, warehouse, ONBOARDING_JOURNEY_EVENTS, timedelta(days=3650))
+        assert (everything.rows_read, everything.rows_inserted) == (2, 0)  # a re-read of all adds nothing
     finally:
         slow.close()
         fast.close()
