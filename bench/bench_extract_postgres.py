@@ -13,7 +13,8 @@ own process so its peak memory is its own:
 - incremental -> DuckDB: the same extract run again (reads only the EXTRACT_LOOKBACK overlap);
 - re-read -> DuckDB: again with a lookback reaching past every row (a backfill: N rows re-read
   against N loaded, none inserted), the worst case for the merge's memory.
-Prints events/s over the whole process (imports included) and over the work alone, and peak RSS.
+Prints events/s over the whole process (imports included) and over the work alone, and peak RSS;
+the baseline and the DuckDB extract run --repeat times (default 3) and report their medians.
 The databases it creates are dropped at the end. PRICING_OPS_BENCH_PG names the server
 (default postgresql://postgres@127.0.0.1:5432/postgres; the user must be allowed to create databases).
 """
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,6 +119,9 @@ def stage_reread_duckdb(args: argparse.Namespace) -> dict:
     return _extract(args, f"duckdb:///{args.work_dir / 'warehouse.duckdb'}", lookback=timedelta(days=36500))
 
 
+# Stages run --repeat times: the two the verdicts compare.
+REPEATED = ("baseline", "extract_duckdb")
+
 STAGES = {
     "generate": stage_generate,
     "baseline": stage_baseline,
@@ -138,9 +143,10 @@ def warm_bytecode() -> None:
     )
 
 
-def run_child(stage: str, args: argparse.Namespace) -> dict:
+def run_child(stage: str, args: argparse.Namespace, work_dir: Path) -> dict:
+    work_dir.mkdir(exist_ok=True)
     command = [sys.executable, __file__, "--stage", stage, "--events", str(args.events),
-               "--work-dir", str(args.work_dir), "--source-url", args.source_url, "--warehouse-url", args.warehouse_url]
+               "--work-dir", str(work_dir), "--source-url", args.source_url, "--warehouse-url", args.warehouse_url]
     started = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if out.returncode != 0:
@@ -150,9 +156,23 @@ def run_child(stage: str, args: argparse.Namespace) -> dict:
     return result
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Median times over the rounds (whole process and work alone, each its own median), their
+    whole-process range, and the highest peak."""
+    middle = dict(runs[0])
+    for key in ("seconds", "work_seconds"):
+        if key in middle:
+            middle[key] = statistics.median(r[key] for r in runs)
+    seconds = [r["seconds"] for r in runs]
+    middle.update(rounds=len(runs), low=min(seconds), high=max(seconds), peak_mb=max(r["peak_mb"] for r in runs))
+    return middle
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of the baseline and of the DuckDB extract, median reported (default 3)")
     parser.add_argument("--skip", action="append", default=[], choices=sorted(set(STAGES) - {"generate"}),
                         help="leave out a stage")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
@@ -185,7 +205,10 @@ def main() -> None:
             for stage in STAGES:
                 if stage in args.skip:
                     continue
-                r = results[stage] = run_child(stage, args)
+                rounds = args.repeat if stage in REPEATED else 1
+                # Each round in a fresh folder (its own DuckDB files); the re-reads use round 0's.
+                runs = [run_child(stage, args, Path(tmp) / f"run{i}") for i in range(rounds)]
+                r = results[stage] = median_run(runs)
                 print(report_line(stage, r), flush=True)
             summarize(results)
     finally:
@@ -202,6 +225,8 @@ def report_line(stage: str, r: dict) -> str:
         body = f"{r['seconds']:7.2f} s {r['rows'] / r['seconds']:>10,.0f} events/s"
         if "work_seconds" in r:
             body += f"  (work alone {r['work_seconds']:6.2f} s, {r['rows'] / r['work_seconds']:>9,.0f} events/s)"
+    if r.get("rounds", 1) > 1:
+        body += f"  median of {r['rounds']} ({r['low']:.2f}-{r['high']:.2f} s)"
     return f"{stage:>19}: {body}  peak {r['peak_mb']:6.0f} MB"
 
 
