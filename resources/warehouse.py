@@ -84,6 +84,13 @@ class WarehouseConnection:
     def __init__(self, kind: str, raw: Any):
         self.kind = kind
         self.raw = raw
+        # DuckDB settings as this code set them: read back, some come rounded ('286.1 MiB').
+        self._duckdb_set: dict[str, str] = {}
+
+    def set_duckdb(self, name: str, value: str) -> None:
+        """Set a DuckDB setting (database-wide), remembering the value as given."""
+        self.execute(f"set {name} = '{value}'")
+        self._duckdb_set[name] = value
 
     # SQL -----------------------------------------------------------------------------------------
     def _sql(self, sql: str, params: Mapping[str, Any] | None) -> str:
@@ -144,12 +151,15 @@ class WarehouseConnection:
         """
         if self.kind != "duckdb":
             raise ValueError("duckdb_settings is for a DuckDB warehouse")
-        before = {name: self.fetchone(f"select current_setting('{name}')")[0] for name in settings}
+        before = {
+            name: self._duckdb_set.get(name) or str(self.fetchone(f"select current_setting('{name}')")[0])
+            for name in settings
+        }
         for name, value in settings.items():
-            self.execute(f"set {name} = '{value}'")
+            self.set_duckdb(name, value)
         yield
         for name, value in before.items():
-            self.execute(f"set {name} = '{value}'")
+            self.set_duckdb(name, value)
 
     def table_exists(self, schema: str, table: str) -> bool:
         row = self.fetchone(
@@ -262,14 +272,13 @@ class Warehouse(ConfigurableResource):
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)
             raw = _duckdb_connect_retrying(loc.path, read_only)
-            raw.execute("set TimeZone = 'UTC'")
-            # DuckDB's default is 80% of RAM; bounded, it spills instead (extract of 5M events
-            # peaks under 500 MB with 300MB here).
-            raw.execute(f"set memory_limit = '{self.duckdb_memory_limit}'")
-            # Its progress bar draws on stdout for queries over 2 s: stdout is for results.
-            raw.execute("set enable_progress_bar = false")
-            raw.execute("begin transaction")
             conn = WarehouseConnection("duckdb", raw)
+            conn.set_duckdb("TimeZone", "UTC")
+            # DuckDB's default is 80% of RAM; bounded, it spills instead.
+            conn.set_duckdb("memory_limit", self.duckdb_memory_limit)
+            # Its progress bar draws on stdout for queries over 2 s: stdout is for results.
+            conn.set_duckdb("enable_progress_bar", "false")
+            raw.execute("begin transaction")
         else:
             import psycopg
 
