@@ -26,6 +26,11 @@ from pydantic import Field, PrivateAttr
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
 
+def libpq_uri(dsn: str) -> str:
+    """The URL as libpq (ADBC) takes it: a SQLAlchemy driver suffix (postgresql+psycopg) dropped."""
+    return "postgresql://" + dsn.split("://", 1)[1]
+
+
 @dataclass(frozen=True)
 class WarehouseLocation:
     """What a warehouse URL names, parsed once. `dsn` is secret: never log it."""
@@ -47,8 +52,7 @@ class WarehouseLocation:
                 )
             return cls(kind="duckdb", path=Path(rest).expanduser().resolve())
         if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            dsn = "postgresql://" + url.split("://", 1)[1]
-            return cls(kind="postgres", dsn=dsn)
+            return cls(kind="postgres", dsn=libpq_uri(url))
         raise ValueError(
             f"WAREHOUSE_URL: unsupported scheme {scheme!r}; use duckdb:///path.duckdb or postgresql://..."
         )
@@ -59,11 +63,6 @@ class WarehouseLocation:
             return f"duckdb file {self.path}"
         parts = urlsplit(self.dsn or "")
         return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-
-
-def libpq_uri(dsn: str) -> str:
-    """The URL as libpq (ADBC) takes it: a SQLAlchemy driver suffix (postgresql+psycopg) dropped."""
-    return "postgresql://" + dsn.split("://", 1)[1]
 
 
 def pg_connection_parts(dsn: str) -> dict[str, str]:
@@ -307,7 +306,7 @@ class Warehouse(ConfigurableResource):
         import adbc_driver_postgresql.dbapi as pg_dbapi
 
         schema, table = qualified_table.split(".", 1)
-        with pg_dbapi.connect(libpq_uri(self.location.dsn or "")) as adbc, adbc.cursor() as cur:
+        with pg_dbapi.connect(self.location.dsn or "") as adbc, adbc.cursor() as cur:
             cur.execute(f"drop table if exists {qualified_table}")
             cur.execute(ddl)
             rows = cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
