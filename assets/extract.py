@@ -13,85 +13,28 @@ The watermark is derived from the raw table itself, so there is no bookkeeping t
 
 
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
 
-from models.export_rows import format_instant
+from assets.extract_api import extract_from_api
 from models.instants import as_utc
-from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, arrow_wire_schema, create_table_sql
+from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, arrow_wire_schema
+from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers know them from here too
+    ExtractResult,
+    ensure_raw_tables,
+    next_loaded_at,
+    raw_asset_key,
+    stage_ddl,
+    staged_rows,
+)
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse, WarehouseConnection
 
 EXTRACT_GROUP = "extract"
 # DuckDB buffer cap while streaming an append-only table in (see _stream_new_rows).
 STREAMING_APPEND_MEMORY_LIMIT = "128MB"
-
-
-def raw_asset_key(table_name: str) -> dg.AssetKey:
-    return dg.AssetKey(["raw", table_name])
-
-
-@dataclass
-class ExtractResult:
-    table: str
-    rows_read: int = 0
-    rows_inserted: int = 0
-    rows_updated: int = 0
-    rows_total: int = 0
-    watermark_before: datetime | None = None
-    watermark_after: datetime | None = None
-    read_since: datetime | None = None
-    loaded_at: datetime | None = None
-    seconds: float = 0.0
-
-    def metadata(self) -> dict[str, dg.MetadataValue]:
-        md: dict[str, dg.MetadataValue] = {
-            "rows_read": dg.MetadataValue.int(self.rows_read),
-            "rows_inserted": dg.MetadataValue.int(self.rows_inserted),
-            "rows_updated": dg.MetadataValue.int(self.rows_updated),
-            "dagster/row_count": dg.MetadataValue.int(self.rows_total),
-            "read_since": dg.MetadataValue.text(_iso(self.read_since) or "beginning (full read)"),
-            "watermark_after": dg.MetadataValue.text(_iso(self.watermark_after) or "-"),
-            "seconds": dg.MetadataValue.float(round(self.seconds, 3)),
-        }
-        if self.loaded_at is not None:
-            md["loaded_at"] = dg.MetadataValue.text(_iso(self.loaded_at) or "")
-        return md
-
-
-def _iso(value: datetime | None) -> str | None:
-    return format_instant(value) if value is not None else None
-
-
-def ensure_raw_tables(warehouse: Warehouse, conn: WarehouseConnection) -> None:
-    warehouse.ensure_schemas(conn)
-    for table in SOURCE_TABLES:
-        conn.execute(create_table_sql(table, f"{warehouse.raw_schema}.{table.name}", conn.kind, raw=True))
-
-
-def stage_ddl(table: SourceTable, name: str, engine: str, wire_types: bool = False) -> str:
-    """A scratch table with the source's columns and no key (a re-read may hold the same id twice).
-
-    `wire_types` (PostgreSQL): json, numeric and char columns as text (`Column.travels_as_text`), so
-    an Arrow stream binary-COPYs into it as is; `staged_rows` casts them back."""
-    if engine == "duckdb":
-        cols = ", ".join(f"{c.name} {c.duckdb_type}" for c in table.columns)
-        return f"create table {name} ({cols})"
-    cols = ", ".join(f"{c.name} {c.postgres_wire_type if wire_types else c.postgres_type}" for c in table.columns)
-    return f"create unlogged table {name} ({cols})"
-
-
-def staged_rows(table: SourceTable, stage: str, engine: str) -> str:
-    """A subquery of the stage's rows in the raw table's types (undoing `stage_ddl(wire_types=True)`)."""
-    if engine == "duckdb":
-        return stage
-    cols = ", ".join(
-        f"cast({c.name} as {c.postgres_type}) as {c.name}" if c.travels_as_text else c.name for c in table.columns
-    )
-    return f"(select {cols} from {stage})"
 
 
 def extract_table(
@@ -253,16 +196,6 @@ def _count_changed(conn: WarehouseConnection, raw: str, deduped: str, table: Sou
     return int(row[0]) if row else 0
 
 
-def next_loaded_at(conn: WarehouseConnection, raw: str) -> datetime:
-    """Now, or just after the newest `loaded_at` if the clock is behind it: monotone across runs."""
-    now = datetime.now(UTC)
-    row = conn.fetchone(f"select max({LOADED_AT.name}) from {raw}")
-    latest = as_utc(row[0]) if row and row[0] is not None else None
-    if latest is not None and latest >= now:
-        return latest + timedelta(microseconds=1)
-    return now
-
-
 class ExtractConfig(dg.Config):
     lookback_seconds: int | None = None  # overrides EXTRACT_LOOKBACK for this run
 
@@ -293,8 +226,6 @@ def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:
         )
         selected = {key.path[-1] for key in context.selected_asset_keys}
         if source.kind == "api":
-            from assets.extract_api import extract_from_api
-
             yield from extract_from_api(context, source, warehouse, selected)
             return
         for table in SOURCE_TABLES:

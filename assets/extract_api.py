@@ -1,6 +1,6 @@
 """Extract from the reporting API (no database access): events, journeys and orders into the raw tables.
 
-Called by the extract multi-asset (`assets/extract.py`) when the source is the API. Export rows are
+Called by the extract multi-asset (`assets/extract.py`, which imports this module; both share `resources/raw_tables.py`) when the source is the API. Export rows are
 mapped onto the source tables by `models/reporting_api_rows.py` and merged the way the database
 extract merges (scratch stage, then insert-new for events with a monotone `loaded_at`, upsert by key
 for journeys and orders), a few thousand rows per transaction as the pages arrive, so the feed is
@@ -28,7 +28,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from assets.extract import ExtractResult, ensure_raw_tables, next_loaded_at, raw_asset_key, stage_ddl
 from models.reporting_api_rows import (
     EVENT_TYPE,
     UNKNOWN_ORDER_STATUS,
@@ -43,6 +42,7 @@ from models.source_tables import (
     ORDERS,
     SourceTable,
 )
+from resources.raw_tables import ExtractResult, ensure_raw_tables, next_loaded_at, raw_asset_key, stage_ddl
 from resources.reporting_api import ReportingApiClient
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse, WarehouseConnection

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
+from models.instants import format_instant
+
 Engine = Literal["duckdb", "postgres"]
 ExportFormat = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("ndjson", "csv", "parquet")
@@ -30,7 +32,6 @@ CONTENT_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv", "parquet":
 
 # Six fractional digits always: both warehouses keep microseconds, so a cursor round-trips exactly
 # and every `recordedAt` has the same shape.
-ISO_FORMAT_PY = "%Y-%m-%dT%H:%M:%S.%fZ"
 _ISO_FORMAT_DUCKDB = "%Y-%m-%dT%H:%M:%S.%fZ"
 _ISO_FORMAT_POSTGRES = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 _CENT = Decimal("0.01")
@@ -71,13 +72,6 @@ EXPORT_KEYS: tuple[str, ...] = tuple(f.key for f in EXPORT_FIELDS)
 
 
 # Values ----------------------------------------------------------------------------------------
-
-
-def format_instant(value: datetime) -> str:
-    """An aware datetime as ISO 8601 UTC with `Z` and microseconds: `2026-11-26T09:15:03.123456Z`."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: an instant needs a time zone")
-    return value.astimezone(UTC).strftime(ISO_FORMAT_PY)
 
 
 def format_money(value: Decimal | None) -> str | None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from models.instants import utc_z
 from models.slack_format import AlertContent, conversions_url, render_alert
 
 CRITICAL, WARNING, OK = "critical", "warning", "ok"
@@ -244,13 +245,8 @@ def stable_id(*parts: object) -> str:
 
 
 def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with `Z` (a naive value is taken as UTC)."""
-    if value is None:
-        return None
-    offset = value.utcoffset()
-    if offset is None or not offset:  # naive, or already UTC: skip the (slow) zone conversion
-        return value.replace(tzinfo=None).isoformat() + "Z"
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    """`models.instants.utc_z` with as many digits as the value has; None stays None."""
+    return None if value is None else utc_z(value, "auto")
 
 
 # Decisions --------------------------------------------------------------------------------------------
