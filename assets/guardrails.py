@@ -16,22 +16,6 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
-from assets.guardrail_store import (
-    api_due,
-    apply_plan,
-    begin_exclusive,
-    claim_deliveries,
-    followup_from_prefixed,
-    load_candidates,
-    load_provider_name,
-    load_states,
-    load_status_rows,
-    paused_providers,
-    record_deliveries,
-    record_followup,
-    release_claim,
-    slack_due,
-)
 from models.guardrails import (
     EvaluationPlan,
     FollowUp,
@@ -42,13 +26,32 @@ from models.guardrails import (
     plan_evaluation,
     plan_operator_followup,
 )
+from models.marts import PROVIDER_GUARDRAIL_STATUS
 from resources.app_api import AppApi
 from resources.slack import SlackNotifier
+from resources.stores.guardrail_deliveries import (
+    api_due,
+    claim_deliveries,
+    followup_from_prefixed,
+    record_deliveries,
+    release_claim,
+    slack_due,
+)
+from resources.stores.guardrail_tables import begin_exclusive
+from resources.stores.guardrails import (
+    apply_plan,
+    load_candidates,
+    load_provider_name,
+    load_states,
+    load_status_rows,
+    paused_providers,
+    record_followup,
+)
 from resources.warehouse import Warehouse
 
 GUARDRAILS_GROUP = "guardrails"
 GUARDRAIL_ACTIONS_KEY = dg.AssetKey("guardrail_actions")
-STATUS_MART_KEY = dg.AssetKey("provider_guardrail_status")
+STATUS_MART_KEY = dg.AssetKey(PROVIDER_GUARDRAIL_STATUS)
 
 # A channel that fails this many times in a row is left for the next run (a Slack or app outage
 # should not hold the run for every remaining message's retries).
@@ -247,7 +250,7 @@ def record_operator_followup(
         begin_exclusive(warehouse, conn)
         rows = (
             load_status_rows(warehouse, conn, request.provider_id)
-            if conn.table_exists(warehouse.schema, "provider_guardrail_status")
+            if conn.table_exists(warehouse.schema, PROVIDER_GUARDRAIL_STATUS)
             else []
         )
         known, name = load_provider_name(warehouse, conn, request.provider_id)

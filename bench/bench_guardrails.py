@@ -29,11 +29,11 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assets.guardrail_store import STATUS_MART
 from assets.guardrails import deliver_pending, evaluate_guardrails
 from models.guardrails import classify_severity
 from resources.app_api import AppApi
 from resources.slack import SlackNotifier
+from resources.stores.guardrail_tables import STATUS_MART
 from resources.warehouse import Warehouse
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

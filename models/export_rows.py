@@ -21,12 +21,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from models.instants import format_instant
+from models.marts import SEGMENTS_MART  # noqa: F401  (the mart the export reads; callers import it from here)
 
 Engine = Literal["duckdb", "postgres"]
 ExportFormat = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("ndjson", "csv", "parquet")
 SINKS: tuple[str, ...] = ("webhook", "file", "s3")
-SEGMENTS_MART = "onboarding_pricing_experiment_segments"
 FILE_EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 

@@ -1,12 +1,21 @@
 """The marts of contract section 3 that dbt builds, by name: what BI reads and `bi_reader` may
-SELECT. (The guardrail job's tables live in the same schema but are state, not marts.)"""
+SELECT. (The guardrail job's tables live in the same schema but are state, not marts: their names
+are in `resources/stores/`.) Every room names a mart through these constants."""
+
+SEGMENTS_MART = "onboarding_pricing_experiment_segments"
+VARIANT_JOURNEYS = "experiment_variant_journeys"
+SLUG_SUMMARY = "experiment_slug_summary"
+DAILY_ASSIGNMENTS = "experiment_daily_assignments"
+CONVERSION_SNAPSHOT = "experiment_conversion_snapshot"
+CONVERSION_SNAPSHOT_HISTORY = "experiment_conversion_snapshot_history"
+PROVIDER_GUARDRAIL_STATUS = "provider_guardrail_status"
 
 MART_TABLES: tuple[str, ...] = (
-    "onboarding_pricing_experiment_segments",
-    "experiment_variant_journeys",
-    "experiment_slug_summary",
-    "experiment_daily_assignments",
-    "experiment_conversion_snapshot",
-    "experiment_conversion_snapshot_history",
-    "provider_guardrail_status",
+    SEGMENTS_MART,
+    VARIANT_JOURNEYS,
+    SLUG_SUMMARY,
+    DAILY_ASSIGNMENTS,
+    CONVERSION_SNAPSHOT,
+    CONVERSION_SNAPSHOT_HISTORY,
+    PROVIDER_GUARDRAIL_STATUS,
 )

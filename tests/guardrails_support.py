@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs
 
-from assets.guardrail_store import STATUS_MART
 from models.guardrails import classify_severity
+from resources.stores.guardrail_tables import STATUS_MART
 from resources.warehouse import Warehouse
 
 

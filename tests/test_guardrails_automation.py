@@ -14,10 +14,10 @@ import dagster as dg
 import pytest
 from guardrails_support import RecordingServer, Reply, Window, table_rows, unused_port_url, write_status_mart
 
-from assets.guardrail_store import NOTIFICATIONS
 from assets.guardrails import build_guardrail_definitions
 from resources.app_api import FOLLOWUPS_PATH, AppApi
 from resources.slack import SlackNotifier
+from resources.stores.guardrail_tables import NOTIFICATIONS
 from resources.warehouse import Warehouse
 
 BASE = "https://app.smplat.local"
@@ -445,8 +445,9 @@ def test_evaluation_without_the_mart_says_how_to_fix(tmp_path):
 def test_a_message_claimed_by_another_live_pass_is_not_sent_twice(warehouse):
     from datetime import datetime as dt
 
-    from assets.guardrail_store import begin_exclusive, claim_deliveries
     from assets.guardrails import deliver_pending, evaluate_guardrails
+    from resources.stores.guardrail_deliveries import claim_deliveries
+    from resources.stores.guardrail_tables import begin_exclusive
 
     write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3)])
     evaluate_guardrails(warehouse, run_id="r1", ran_at=dt.now(UTC), app_base_url=BASE, api_enabled=False)
