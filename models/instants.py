@@ -34,3 +34,17 @@ def format_instant(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: an instant needs a time zone")
     return utc_z(value)
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO 8601 -> aware UTC datetime. `Z` or an offset; a value without one is read as UTC (the
+    export speaks UTC only), a bare date as its UTC midnight. Raises ValueError."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise ValueError("empty timestamp")
+    if cleaned[-1] in "zZ":
+        cleaned = cleaned[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(cleaned)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

@@ -14,10 +14,11 @@ from orchestration.settings import Settings, get_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    dbt_models = pipeline.build_dbt_models(settings)
     return dg.Definitions.merge(
-        pipeline.definitions(settings),
+        pipeline.definitions(settings, dbt_models),
         guardrails.definitions(settings),
-        export.definitions(settings),
+        export.definitions(settings, dbt_models),
         digests.definitions(settings),
         dg.Definitions(resources=shared_resources(settings)),
     )

@@ -1,4 +1,5 @@
-"""Dagster wiring of the export: the `onboarding_experiment_export` job, its schedule
+"""Dagster wiring of the export: the `export_onboarding_segments` asset (downstream of the segments
+mart), the `onboarding_experiment_export` job that materializes it, its schedule
 (ONBOARDING_EXPORT_CRON, UTC) and the resources only it uses (sinks, cursor store, notifier)."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from assets.export import onboarding_experiment_export
+from assets.export import build_export_asset, onboarding_experiment_export
 from orchestration.resources import env_or_value
 from orchestration.settings import Settings, secret
 from resources.export_cursor import ExportCursorStore
@@ -43,7 +44,7 @@ def export_resources(settings: Settings) -> dict[str, Any]:
     }
 
 
-def definitions(settings: Settings) -> dg.Definitions:
+def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
     schedule = dg.ScheduleDefinition(
         name="onboarding_experiment_export_schedule",
         job=onboarding_experiment_export,
@@ -53,6 +54,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         description="Export new segment rows on ONBOARDING_EXPORT_CRON (default hourly).",
     )
     return dg.Definitions(
+        assets=[build_export_asset(dbt_models)],
         jobs=[onboarding_experiment_export],
         schedules=[schedule],
         resources=export_resources(settings),

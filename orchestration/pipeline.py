@@ -25,11 +25,13 @@ refresh_job = dg.define_asset_job(
 )
 
 
-def definitions(settings: Settings) -> dg.Definitions:
+def build_dbt_models(settings: Settings) -> dg.AssetsDefinition:
+    """The dbt assets, built once per Definitions: the export keys its upstream mart on them."""
+    return build_dbt_assets(settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES)
+
+
+def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
     extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK)
-    dbt_models = build_dbt_assets(
-        settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES
-    )
     freshness_checks = dg.build_last_update_freshness_checks(
         assets=MART_KEYS, lower_bound_delta=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES)
     )

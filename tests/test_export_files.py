@@ -241,10 +241,11 @@ def test_the_job_runs_on_its_schedule_in_utc_and_is_queued_one_at_a_time(make_se
     import dagster as dg
 
     from orchestration import export as wiring
+    from orchestration.pipeline import build_dbt_models
     from orchestration.resources import shared_resources
 
     settings = make_settings(ONBOARDING_EXPORT_CRON="*/20 * * * *")
-    own = wiring.definitions(settings)
+    own = wiring.definitions(settings, build_dbt_models(settings))
     assert set(own.resources) == {"export_sinks", "export_cursor", "export_notifier"}
     defs = dg.Definitions.merge(own, dg.Definitions(resources=shared_resources(settings)))
     schedule = defs.resolve_schedule_def("onboarding_experiment_export_schedule")
@@ -256,7 +257,7 @@ def test_the_job_runs_on_its_schedule_in_utc_and_is_queued_one_at_a_time(make_se
 
 @pytest.mark.postgres
 def test_on_a_postgres_warehouse_exports_from_other_hosts_are_refused_too(pg_url, make_settings, tmp_path):
-    from assets.export import _warehouse_lock
+    from assets.export_run import _warehouse_lock
     from resources.export_cursor import ExportBusyError
 
     here = make_settings(WAREHOUSE_URL=pg_url, DATA_DIR=tmp_path / "host-a")

@@ -21,9 +21,16 @@ from export_helpers import (
     segment,
 )
 
-from assets.export import ExportFailed, onboarding_experiment_export, run_config, run_export
+from assets.export import (
+    ExportFailed,
+    build_export_asset,
+    onboarding_experiment_export,
+    run_config,
+    run_export,
+)
 from models.export_rows import ExportCursor, RowKey, batch_idempotency_key, to_export_row
 from orchestration.export import export_resources
+from orchestration.pipeline import build_dbt_models
 from orchestration.resources import build_warehouse
 from resources.export_cursor import ExportBusyError
 from resources.export_notifier import ExportNotifier
@@ -217,13 +224,14 @@ def test_every_run_is_visible_in_dagster_and_notified_on_slack_with_an_escalatio
     try:
         # Built anew, not model_copy'd: Dagster re-creates resources from their constructor config.
         resources["export_notifier"] = ExportNotifier(webhook_url=slack.url, dagster_ui_url=settings.DAGSTER_WEBSERVER_URL)
-        defs = dg.Definitions(jobs=[onboarding_experiment_export], resources=resources)
+        export_asset = build_export_asset(build_dbt_models(settings))
+        defs = dg.Definitions(assets=[export_asset], jobs=[onboarding_experiment_export], resources=resources)
         job = defs.resolve_job_def("onboarding_experiment_export")
         with dg.instance_for_test() as instance:
             ok = job.execute_in_process(instance=instance, run_config=run_config(limit=12))
-            assert ok.success and ok.output_for_node("export_onboarding_segments") == 12
-            [output] = [e for e in ok.all_node_events if e.is_successful_output]
-            meta = {k: v.value for k, v in output.step_output_data.metadata.items()}
+            [materialization] = ok.asset_materializations_for_node("export_onboarding_segments")
+            meta = {k: v.value for k, v in materialization.metadata.items()}
+            assert ok.success and meta["rows"] == 12
             assert (meta["rows"], meta["batches"], meta["cursor_before"]) == (12, 2, "beginning (no cursor yet)")
             twelfth = expected_order(rows)[11]
             assert meta["cursor_after"] == f"2026-11-26T09:00:00.123456Z #{twelfth['event_id']} {twelfth['slug']}"

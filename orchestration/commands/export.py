@@ -12,7 +12,6 @@ import argparse
 import json
 
 from orchestration.cli import progress
-from orchestration.settings import get_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,22 +41,15 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import dagster as dg
-
     from assets.export import EXPORT_JOB_NAME, EXPORT_OP_NAME, run_config
-    from orchestration import export
     from orchestration.job_runner import run_job
-    from orchestration.resources import shared_resources
 
-    settings = get_settings()
-    # The export's own wiring plus the shared resources: the same job and resources `dagster dev`
-    # loads, without importing the dbt project this command does not need.
-    defs = dg.Definitions.merge(export.definitions(settings), dg.Definitions(resources=shared_resources(settings)))
     config = run_config(args.sink, args.format, args.limit, args.cursor)
     progress(f"export: {json.dumps(config['ops'][EXPORT_OP_NAME]['config'])} (unset options come from the settings)")
-    result = run_job(EXPORT_JOB_NAME, config, defs=defs)
-    [output] = [e for e in result.all_node_events if e.is_successful_output]
-    meta = {key: value.value for key, value in output.step_output_data.metadata.items()}
+    # The same Definitions `dagster dev` loads: the export is an asset downstream of the dbt marts.
+    result = run_job(EXPORT_JOB_NAME, config)
+    [materialization] = result.asset_materializations_for_node(EXPORT_OP_NAME)
+    meta = {key: value.value for key, value in materialization.metadata.items()}
     progress(
         f"run {result.run_id}: exported {meta['rows']} rows in {meta['batches']} batches to {meta['destination']}; "
         f"cursor {meta['cursor_before']} -> {meta['cursor_after']}"
