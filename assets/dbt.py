@@ -26,6 +26,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from models.markdown import markdown_table
 from resources.warehouse import Warehouse
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -114,17 +115,6 @@ def preview_metadata(warehouse: Warehouse, relations: Mapping[dg.AssetKey, str])
     return out
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "_no rows_"
-    names = list(rows[0])
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in rows:
-        cells = [("" if v is None else str(v)).replace("|", "\\|").replace("\n", " ") for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def ensure_manifest() -> Path:
     """Parse the dbt project when its manifest is missing or older than a model, macro or yml file.
 
@@ -152,7 +142,6 @@ def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures:
         manifest=dbt_project.manifest_path,
         project=dbt_project,
         dagster_dbt_translator=TRANSLATOR,
-        pool="warehouse_writer",
     )
     def pricing_dbt_models(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse

@@ -31,7 +31,7 @@ from models.export_rows import (
     payload_select_sql,
 )
 from models.marts import SEGMENTS_MART
-from resources.export_sinks import ExportBatch
+from resources.export_batches import ExportBatch
 from resources.warehouse import Warehouse, WarehouseConnection
 
 # Rows read per window: big enough that the per-query cost vanishes, small enough to stay a few MB.

@@ -214,7 +214,7 @@ def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:
         for t in SOURCE_TABLES
     ]
 
-    @dg.multi_asset(specs=specs, can_subset=True, name="extract_source", pool="warehouse_writer")
+    @dg.multi_asset(specs=specs, can_subset=True, name="extract_source")
     def extract_source(
         context: dg.AssetExecutionContext,
         config: ExtractConfig,

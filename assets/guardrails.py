@@ -21,11 +21,11 @@ from models.guardrails import (
     FollowUp,
     OperatorFollowUp,
     followup_payload,
-    iso_utc,
     operator_noop_reason,
     plan_evaluation,
     plan_operator_followup,
 )
+from models.markdown import markdown_table
 from models.marts import PROVIDER_GUARDRAIL_STATUS
 from resources.app_api import AppApi
 from resources.slack import SlackNotifier
@@ -175,21 +175,6 @@ def _send_api(app_api: AppApi, row: dict, report: DeliveryReport, in_a_row: dict
 
 
 # What the UI shows --------------------------------------------------------------------------------------
-def _md_cell(value: Any) -> str:
-    if isinstance(value, datetime):
-        value = iso_utc(value)
-    return ("" if value is None else str(value)).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_rows(rows: list[dict[str, Any]], empty: str) -> str:
-    if not rows:
-        return empty
-    names = list(rows[0])
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_md_cell(v) for v in row.values()) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _followup_rows(followups: list[FollowUp], limit: int = 50) -> list[dict[str, Any]]:
     return [
         {
@@ -211,7 +196,7 @@ def paused_metadata(warehouse: Warehouse) -> dict[str, dg.MetadataValue]:
     with warehouse.connect() as conn:
         begin_exclusive(warehouse, conn)
         total, rows = paused_providers(warehouse, conn)
-    shown = markdown_rows(rows, "_no provider is paused_")
+    shown = markdown_table(rows, "_no provider is paused_")
     if total > len(rows):
         shown += f"\n\n+{total - len(rows)} more"
     return {
@@ -311,7 +296,6 @@ def build_guardrail_definitions(app_base_url: str | None) -> tuple[dg.AssetsDefi
         deps=[STATUS_MART_KEY],
         group_name=GUARDRAILS_GROUP,
         kinds={"python", "slack"},
-        pool="warehouse_writer",
         description=(
             "Evaluates each provider's latest guardrail window: auto-pauses critical providers, resumes "
             "those automation paused once their window is ok, warns once per window; records follow-ups, "
@@ -346,7 +330,7 @@ def build_guardrail_definitions(app_base_url: str | None) -> tuple[dg.AssetsDefi
                 "warnings_sent": dg.MetadataValue.int(len(plan.warned)),
                 "summary": dg.MetadataValue.text(plan.summary()),
                 "followups": dg.MetadataValue.md(
-                    markdown_rows(_followup_rows(plan.followups), "_no follow-up this run_")
+                    markdown_table(_followup_rows(plan.followups), "_no follow-up this run_")
                 ),
                 **paused_metadata(warehouse),
                 **delivery_metadata(report),

@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assets.guardrails import deliver_pending, evaluate_guardrails
-from models.guardrails import classify_severity
 from resources.app_api import AppApi
 from resources.slack import SlackNotifier
 from resources.stores.guardrail_tables import STATUS_MART
@@ -41,9 +40,11 @@ T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 def mart_table(providers: int, window_end: datetime, all_ok: bool) -> pa.Table:
     ids = [f"prov-{i:06d}" for i in range(providers)]
-    guardrail = [0 if all_ok else (3 if i % 10 < 3 else 1 if i % 10 < 6 else 0) for i in range(providers)]
+    # 30% critical, 30% warning, 40% ok. The severity is stated, not derived: the rule lives in the
+    # dbt model (macro guardrail_severity) and automation reads the mart's column only.
+    severity = ["ok" if all_ok else ("critical" if i % 10 < 3 else "warning" if i % 10 < 6 else "ok") for i in range(providers)]
+    guardrail = [{"critical": 3, "warning": 1, "ok": 0}[s] for s in severity]
     replay = [0] * providers
-    severity = [classify_severity(g, r) for g, r in zip(guardrail, replay)]
     ts = pa.timestamp("us", tz="UTC")
     return pa.table(
         {

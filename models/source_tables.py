@@ -179,7 +179,7 @@ def create_table_sql(table: SourceTable, qualified_name: str, engine: str, raw: 
     The DuckDB raw copy of an append-only table has no primary key: DuckDB keeps such a key as an
     in-memory ART index that slows every bulk append (~25% of the events extract) and grows with the
     table. The key still holds: the extract inserts only ids not yet present (one writer at a time,
-    pool `warehouse_writer`) and dbt tests `unique` on the staging model.
+    the run queue's `warehouse_writer` limit) and dbt tests `unique` on the staging model.
     """
     columns = raw_columns(table) if raw else table.columns
     lines = []

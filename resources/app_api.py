@@ -14,19 +14,14 @@ import orjson
 import requests
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from resources.http_retry import Retryable, parse_retry_after, retrying
 
 FOLLOWUPS_PATH = "/api/v1/reporting/guardrails/followups"
 
 
 class AppApiError(Exception):
     """The app did not accept a follow-up; the text says why and never carries the API key."""
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class AppApi(ConfigurableResource):
@@ -49,12 +44,6 @@ class AppApi(ConfigurableResource):
     def followups_url(self) -> str:
         return (self.base_url or "").rstrip("/") + FOLLOWUPS_PATH
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_retry_after_seconds)
-        return self.backoff_seconds * (2 ** (state.attempt_number - 1))
-
     def post_followup(self, payload: dict[str, Any]) -> int:
         """POST one follow-up; returns the HTTP status. Raises `AppApiError` once retries are spent."""
         if not self.enabled:
@@ -67,17 +56,16 @@ class AppApi(ConfigurableResource):
             "X-API-Key": self.api_key or "",
             "Idempotency-Key": str(payload.get("id", "")),
         }
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
-            reraise=True,
+        attempts = retrying(
+            max_attempts=self.max_attempts,
+            backoff=lambda n: self.backoff_seconds * (2 ** (n - 1)),
+            max_retry_after=self.max_retry_after_seconds,
         )
         try:
-            for attempt in retrying:
+            for attempt in attempts:
                 with attempt:
                     return self._post_once(body, headers)
-        except _Retryable as exc:
+        except Retryable as exc:
             raise AppApiError(
                 f"{exc} (after {self.max_attempts} attempts); it is retried on the next run"
             ) from None
@@ -89,11 +77,11 @@ class AppApi(ConfigurableResource):
             assert self._session is not None
             response = self._session.post(url, data=body, headers=headers, timeout=self.timeout_seconds)
         except requests.RequestException as exc:
-            raise _Retryable(f"app API {url} unreachable: {type(exc).__name__}") from None
+            raise Retryable(f"app API {url} unreachable: {type(exc).__name__}") from None
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(
+            raise Retryable(
                 f"app API {url} answered HTTP {response.status_code}",
-                retry_after=_retry_after(response.headers.get("Retry-After")),
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code >= 400:
             hint = (
@@ -111,12 +99,3 @@ class AppApi(ConfigurableResource):
             self._session.close()
             self._session = None
 
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (only the delta-seconds form is used by the app)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState
+
+from resources.http_retry import Retryable, parse_retry_after, retrying
 
 EVENTS_PATH = "/api/v1/reporting/onboarding/experiment-events"
 
@@ -32,12 +32,6 @@ class ReportingApiError(Exception):
 
 class ReportingApiAuthError(ReportingApiError):
     """401/403: the key is missing, wrong or not allowed to read the feed."""
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -109,12 +103,6 @@ class ReportingApiClient:
                 cursor = next_cursor
 
     # One page with retries ------------------------------------------------------------------------
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_retry_after_seconds)
-        return min(self.backoff_seconds * (2 ** (state.attempt_number - 1)), self.max_backoff_seconds)
-
     def _before_sleep(self, state: RetryCallState) -> None:
         self.retries += 1
         exc = state.outcome.exception() if state.outcome else None
@@ -125,18 +113,17 @@ class ReportingApiClient:
         params: dict[str, Any] = {"limit": self.page_size}
         if cursor is not None:
             params["cursor"] = cursor
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
+        attempts = retrying(
+            max_attempts=self.max_attempts,
+            backoff=lambda n: min(self.backoff_seconds * (2 ** (n - 1)), self.max_backoff_seconds),
+            max_retry_after=self.max_retry_after_seconds,
             before_sleep=self._before_sleep,
-            reraise=True,
         )
         try:
-            for attempt in retrying:
+            for attempt in attempts:
                 with attempt:
                     return self._get_once(session, params, number)
-        except _Retryable as exc:
+        except Retryable as exc:
             raise ReportingApiError(
                 f"{exc}, {self.max_attempts} attempts in a row; check the app's health and "
                 "ONBOARDING_EXPORT_API_BASE_URL (the next run resumes from the saved cursor)"
@@ -153,10 +140,10 @@ class ReportingApiClient:
                 timeout=self.timeout_seconds,
             )
         except requests.RequestException as exc:
-            raise _Retryable(f"{where} unreachable ({type(exc).__name__})") from None
+            raise Retryable(f"{where} unreachable ({type(exc).__name__})") from None
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"{where} answered HTTP {status}", retry_after=retry_after_seconds(response))
+            raise Retryable(f"{where} answered HTTP {status}", retry_after=parse_retry_after(response.headers.get("Retry-After")))
         if status in (401, 403):
             raise ReportingApiAuthError(
                 f"{where} refused the API key (HTTP {status}): set CHECKOUT_API_KEY to a key the app at "
@@ -196,21 +183,3 @@ def _parse_page(body: bytes, endpoint: str, number: int) -> tuple[list[dict[str,
         next_cursor = None  # an empty cursor means the end as much as null does
     return data["events"], next_cursor
 
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Seconds from a `Retry-After` header: delta-seconds or an HTTP date; None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -110,11 +110,11 @@ AUTO = "Auto pause triggered by provider automation alerts worker"
 AUTO_RESUME = "Auto resume triggered by provider automation alerts worker: latest telemetry window is ok"
 
 FIRST_WINDOWS = [
-    Window("prov-crit", "Acme Ads", T1, guardrail_failures=3, replay_failures=1),
-    Window("prov-g2", "Gamma", T1, guardrail_failures=2),  # exactly the threshold: warning
-    Window("prov-r4", "Rho", T1, replay_failures=4),  # exactly the threshold: warning
-    Window("prov-r5", "Rhea", T1, replay_failures=5, replay_total=12),  # above: critical
-    Window("prov-esc", "<!channel> & <http://x|y>", T1, guardrail_failures=4, slug="a&b"),
+    Window("prov-crit", "Acme Ads", T1, guardrail_failures=3, replay_failures=1, severity="critical"),
+    Window("prov-g2", "Gamma", T1, guardrail_failures=2, severity="warning"),  # exactly the threshold: warning
+    Window("prov-r4", "Rho", T1, replay_failures=4, severity="warning"),  # exactly the threshold: warning
+    Window("prov-r5", "Rhea", T1, replay_failures=5, replay_total=12, severity="critical"),  # above: critical
+    Window("prov-esc", "<!channel> & <http://x|y>", T1, guardrail_failures=4, slug="a&b", severity="critical"),
     Window("prov-op", "Opal", T1),
     Window("prov-ok", "Okay", T1),
 ]
@@ -271,7 +271,7 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
 
         # prov-crit stays critical over new windows: nothing more. prov-op's telemetry clears: stays paused.
         windows = {w.provider_id: w for w in FIRST_WINDOWS}
-        windows["prov-crit"] = Window("prov-crit", "Acme Ads", T2, guardrail_failures=7, replay_failures=6)
+        windows["prov-crit"] = Window("prov-crit", "Acme Ads", T2, guardrail_failures=7, replay_failures=6, severity="critical")
         windows["prov-op"] = Window("prov-op", "Opal", T2)
         write_status_mart(warehouse, windows.values())
         meta = h.evaluate()
@@ -337,7 +337,7 @@ def test_pause_stay_resume_operator_and_warnings(warehouse):
 
 def test_app_down_then_back_and_slack_down_then_back(warehouse):
     """A failed delivery is recorded and retried by the next run; nothing is decided twice."""
-    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3)])
+    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3, severity="critical")])
     h = Harness(warehouse, unused_port_url(), unused_port_url())
     h.resources["slack"] = SlackNotifier(
         bot_token="xoxb-secret", api_base_url=unused_port_url() + "/api", max_retries=0
@@ -376,7 +376,7 @@ def test_app_down_then_back_and_slack_down_then_back(warehouse):
 
 
 def test_operator_followups_resume_escalate_note_and_unknown_provider(warehouse):
-    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3)])
+    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3, severity="critical")])
     with RecordingServer() as slack, RecordingServer() as app:
         h = Harness(warehouse, slack.url, app.url)
         h.evaluate()  # automation pauses prov-1
@@ -449,7 +449,7 @@ def test_a_message_claimed_by_another_live_pass_is_not_sent_twice(warehouse):
     from resources.stores.guardrail_deliveries import claim_deliveries
     from resources.stores.guardrail_tables import begin_exclusive
 
-    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3)])
+    write_status_mart(warehouse, [Window("prov-1", "Acme", T1, guardrail_failures=3, severity="critical")])
     evaluate_guardrails(warehouse, run_id="r1", ran_at=dt.now(UTC), app_base_url=BASE, api_enabled=False)
     with warehouse.connect() as conn:  # another pass (another process) claims the message now
         begin_exclusive(warehouse, conn)
