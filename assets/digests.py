@@ -12,7 +12,7 @@ taken over after `CLAIM_LEASE`.
 # No `from __future__ import annotations`: Dagster reads the op config annotation at runtime.
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -34,20 +34,28 @@ from models.digests import (
     rank_slugs,
     render_slack_digest,
 )
-from models.readiness import DeliveryState, redact
+from models.readiness import redact
 from resources.mail import Mailer
 from resources.slack import SlackNotifier
+from resources.stores.digest_ledger import (  # noqa: F401  (the ledger; callers know these names from here)
+    CLAIM_LEASE,
+    DELIVERIES,
+    MAX_SEND_ATTEMPTS,
+    claim_delivery,
+    delivery_row,
+    delivery_state,
+    ensure_deliveries_table,
+    previous_actions_until,
+    record_failed,
+    record_sent,
+    retryable_periods,
+)
 from resources.warehouse import Warehouse, WarehouseConnection
 
-DELIVERIES = "digest_deliveries"
 FOLLOWUPS = "guardrail_followups"
 SNAPSHOT = "experiment_conversion_snapshot"
 SNAPSHOT_HISTORY = "experiment_conversion_snapshot_history"
 DAILY_ASSIGNMENTS = "experiment_daily_assignments"
-# A claim older than this belongs to a process that died mid-send; another run may take it over.
-CLAIM_LEASE = timedelta(minutes=15)
-# The retry sensor gives up on a period after this many send attempts (a person then re-runs it).
-MAX_SEND_ATTEMPTS = 5
 
 SLACK_JOB = "automation_slack_digest"
 EMAIL_JOB = "weekly_digest_email"
@@ -91,130 +99,6 @@ class DeliveryOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-# The delivery ledger --------------------------------------------------------------------------------
-def ensure_deliveries_table(conn: WarehouseConnection, schema: str) -> None:
-    conn.execute(f"create schema if not exists {schema}")
-    conn.execute(
-        f"""create table if not exists {schema}.{DELIVERIES} (
-          kind varchar not null,
-          period varchar not null,
-          status varchar not null,
-          attempts integer not null,
-          sent_at timestamptz,
-          last_error varchar,
-          actions_until timestamptz,
-          message_ref varchar,
-          updated_at timestamptz not null,
-          primary key (kind, period)
-        )"""
-    )
-
-
-def claim_delivery(warehouse: Warehouse, kind: str, period: str, now: datetime) -> int | None:
-    """Take the (kind, period) row for sending; returns the attempt number, or None when the period
-    was sent already or another run is sending it now."""
-    table = f"{warehouse.schema}.{DELIVERIES}"
-    with warehouse.connect() as conn:
-        ensure_deliveries_table(conn, warehouse.schema)
-        conn.execute(
-            f"insert into {table} (kind, period, status, attempts, updated_at) "
-            "values (:kind, :period, 'pending', 0, :now) on conflict (kind, period) do nothing",
-            {"kind": kind, "period": period, "now": now},
-        )
-        row = conn.fetchone(
-            f"update {table} set status = 'sending', attempts = attempts + 1, updated_at = :now "
-            "where kind = :kind and period = :period "
-            "and (status in ('pending', 'failed') or (status = 'sending' and updated_at < :lease_start)) "
-            "returning attempts",
-            {"kind": kind, "period": period, "now": now, "lease_start": now - CLAIM_LEASE},
-        )
-    return int(row[0]) if row else None
-
-
-def delivery_row(warehouse: Warehouse, kind: str, period: str) -> dict[str, Any] | None:
-    with warehouse.connect() as conn:
-        if not conn.table_exists(warehouse.schema, DELIVERIES):
-            return None
-        rows = conn.fetch_dicts(
-            f"select * from {warehouse.schema}.{DELIVERIES} where kind = :kind and period = :period",
-            {"kind": kind, "period": period},
-        )
-    return rows[0] if rows else None
-
-
-def previous_actions_until(conn: WarehouseConnection, schema: str, kind: str) -> datetime | None:
-    """Where the previous sent digest of this kind stopped listing actions (None: never sent)."""
-    row = conn.fetchone(
-        f"select max(actions_until) from {schema}.{DELIVERIES} where kind = :kind and status = 'sent'",
-        {"kind": kind},
-    )
-    return as_utc(row[0]) if row else None
-
-
-def record_sent(
-    warehouse: Warehouse, kind: str, period: str, sent_at: datetime, actions_until: datetime, ref: str
-) -> None:
-    with warehouse.connect() as conn:
-        conn.execute(
-            f"update {warehouse.schema}.{DELIVERIES} set status = 'sent', sent_at = :sent_at, "
-            "actions_until = :until, message_ref = :ref, last_error = null, updated_at = :sent_at "
-            "where kind = :kind and period = :period",
-            {"kind": kind, "period": period, "sent_at": sent_at, "until": actions_until, "ref": ref},
-        )
-
-
-def record_failed(warehouse: Warehouse, kind: str, period: str, error: str, now: datetime) -> None:
-    with warehouse.connect() as conn:
-        conn.execute(
-            f"update {warehouse.schema}.{DELIVERIES} set status = 'failed', last_error = :error, "
-            "updated_at = :now where kind = :kind and period = :period",
-            {"kind": kind, "period": period, "error": redact(error, 1000), "now": now},
-        )
-
-
-def delivery_state(conn: WarehouseConnection, schema: str, kind: str) -> DeliveryState:
-    """The last sent period of a kind and the state of its most recent period (readiness)."""
-    if not conn.table_exists(schema, DELIVERIES):
-        return DeliveryState(None, None, None, None, None)
-    sent = conn.fetchone(
-        f"select period, sent_at from {schema}.{DELIVERIES} where kind = :kind and status = 'sent' "
-        "order by period desc limit 1",
-        {"kind": kind},
-    )
-    latest = conn.fetchone(
-        f"select period, status, last_error from {schema}.{DELIVERIES} where kind = :kind "
-        "order by period desc limit 1",
-        {"kind": kind},
-    )
-    return DeliveryState(
-        last_sent_period=sent[0] if sent else None,
-        last_sent_at=as_utc(sent[1]) if sent else None,
-        latest_period=latest[0] if latest else None,
-        latest_status=latest[1] if latest else None,
-        latest_error=latest[2] if latest else None,
-    )
-
-
-def retryable_periods(conn: WarehouseConnection, schema: str, now: datetime) -> list[tuple[str, str, int]]:
-    """(kind, period, attempts) of the current periods whose send failed or was abandoned, with
-    attempts left: what the retry sensor re-runs."""
-    if not conn.table_exists(schema, DELIVERIES):
-        return []
-    out = []
-    for kind in JOB_FOR_KIND:
-        period = period_containing(kind, now).label  # type: ignore[arg-type]
-        row = conn.fetchone(
-            f"select status, attempts, updated_at from {schema}.{DELIVERIES} where kind = :kind and period = :period",
-            {"kind": kind, "period": period},
-        )
-        if row is None or row[1] >= MAX_SEND_ATTEMPTS:
-            continue
-        status, attempts, updated_at = row[0], int(row[1]), as_utc(row[2])
-        if status == "failed" or (status == "sending" and updated_at is not None and updated_at < now - CLAIM_LEASE):
-            out.append((kind, period, attempts))
-    return out
 
 
 # Reading the content --------------------------------------------------------------------------------

@@ -45,45 +45,14 @@ from models.source_tables import (
 from resources.raw_tables import ExtractResult, ensure_raw_tables, next_loaded_at, raw_asset_key, stage_ddl
 from resources.reporting_api import ReportingApiClient
 from resources.source import SourceDatabase
+from resources.stores.api_extract_state import ensure_state_table, save_cursor, saved_cursor
 from resources.warehouse import Warehouse, WarehouseConnection
 
 API_TABLES: tuple[SourceTable, ...] = (ONBOARDING_JOURNEY_EVENTS, ONBOARDING_JOURNEYS, ORDERS)
-STATE_TABLE = "api_extract_state"
 # Export rows per warehouse transaction: bounds memory and the work a crash can lose.
 FLUSH_ROWS = 20_000
 
 _UTC_US = pa.timestamp("us", tz="UTC")
-
-
-def state_table(warehouse: Warehouse) -> str:
-    return f"{warehouse.raw_schema}.{STATE_TABLE}"
-
-
-def ensure_state_table(warehouse: Warehouse, conn: WarehouseConnection) -> None:
-    conn.execute(
-        f"create table if not exists {state_table(warehouse)} ("
-        "table_name varchar primary key, base_url varchar not null, resume_cursor varchar, "
-        "rows_read bigint not null, updated_at timestamptz not null)"
-    )
-
-
-def saved_cursor(
-    conn: WarehouseConnection, warehouse: Warehouse, tables: list[str], base_url: str
-) -> tuple[str | None, str]:
-    """(cursor to resume from, why): None means the beginning. Idempotent merges make a restart safe."""
-    rows = {
-        r["table_name"]: r
-        for r in conn.fetch_dicts(f"select table_name, base_url, resume_cursor from {state_table(warehouse)}")
-    }
-    if any(t not in rows for t in tables):
-        return None, "first read of the feed for " + ", ".join(t for t in tables if t not in rows)
-    if any(rows[t]["base_url"] != base_url for t in tables):
-        return None, "ONBOARDING_EXPORT_API_BASE_URL changed since the last read: reading the feed from the start"
-    cursors = {rows[t]["resume_cursor"] for t in tables}
-    if len(cursors) > 1:
-        return None, "the tables were last read up to different cursors: reading the feed from the start"
-    cursor = cursors.pop()
-    return cursor, "resuming at the last page read" if cursor is not None else "re-reading from the start"
 
 
 def extract_from_api(
@@ -236,15 +205,7 @@ def _write(
             else:
                 results[table.name].rows_updated += _upsert(conn, raw, stage, table)
             conn.execute(f"drop table if exists {stage}")
-        now = datetime.now(UTC)
-        for table in tables:
-            conn.execute(
-                f"insert into {state_table(warehouse)} (table_name, base_url, resume_cursor, rows_read, updated_at) "
-                "values (:t, :b, :c, :n, :u) on conflict (table_name) do update set base_url = excluded.base_url, "
-                "resume_cursor = excluded.resume_cursor, "
-                f"rows_read = {state_table(warehouse)}.rows_read + excluded.rows_read, updated_at = excluded.updated_at",
-                {"t": table.name, "b": base_url, "c": resume_cursor, "n": export_rows, "u": now},
-            )
+        save_cursor(conn, warehouse, [t.name for t in tables], base_url, resume_cursor, export_rows, datetime.now(UTC))
 
 
 def _arrow(table: SourceTable, mapped: MappedRows) -> pa.Table:

@@ -178,12 +178,7 @@ CONVERSION_COLUMNS = (
     "slug varchar, order_currency varchar, order_total decimal(18,2), order_count integer, "
     "journey_count integer, loyalty_points bigint, last_activity timestamptz"
 )
-FOLLOWUP_COLUMNS = (
-    "id varchar, provider_id varchar, provider_name varchar, experiment_slug varchar, variant_key varchar, "
-    "action varchar, status_after varchar, severity varchar, guardrail_failures integer, replay_failures integer, "
-    "replay_total integer, notes varchar, actor varchar, conversion_cursor varchar, conversion_link varchar, "
-    "telemetry_window_end timestamptz, created_at timestamptz"
-)
+
 
 
 def duckdb_warehouse(path: Path) -> Warehouse:
@@ -192,6 +187,8 @@ def duckdb_warehouse(path: Path) -> Warehouse:
 
 def create_marts(warehouse: Warehouse) -> None:
     """The two conversion marts, the daily assignments and the follow-ups, empty."""
+    from resources.stores.guardrail_tables import ensure_guardrail_tables
+
     s = warehouse.schema
     with warehouse.connect() as conn:
         conn.execute(f"create schema if not exists {s}")
@@ -204,7 +201,7 @@ def create_marts(warehouse: Warehouse) -> None:
             f"create table if not exists {s}.experiment_daily_assignments "
             "(slug varchar, activity_date date, exposure_count integer, journey_count integer)"
         )
-        conn.execute(f"create table if not exists {s}.guardrail_followups ({FOLLOWUP_COLUMNS})")
+        ensure_guardrail_tables(conn, s)  # the follow-ups (and the other guardrail state) as the store makes them
 
 
 def insert(warehouse: Warehouse, table: str, rows: Iterable[dict[str, Any]]) -> None:

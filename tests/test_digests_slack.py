@@ -247,15 +247,11 @@ def test_the_dagster_job_and_schedule_send_once_per_period(make_settings, slack_
 
 @pytest.mark.postgres
 def test_once_per_period_on_postgres(pg_url, slack_server, tmp_path):
+    from resources.stores.guardrail_tables import ensure_guardrail_tables
+
     warehouse = Warehouse(url=pg_url, schema_name="analytics")
     with warehouse.connect() as conn:
-        conn.execute("create schema analytics")
-        conn.execute(
-            "create table analytics.guardrail_followups (id text, provider_id text, provider_name text, "
-            "experiment_slug text, variant_key text, action text, status_after text, severity text, "
-            "guardrail_failures integer, replay_failures integer, replay_total integer, notes text, actor text, "
-            "conversion_cursor text, conversion_link text, telemetry_window_end timestamptz, created_at timestamptz)"
-        )
+        ensure_guardrail_tables(conn, "analytics")
     insert(warehouse, "guardrail_followups", [followup("f1", "p-0001", "Alpha", "pause", "2026-11-25T10:00:00Z")])
     slack = notifier(slack_server, tmp_path)
 

@@ -60,23 +60,16 @@ def test_ready_when_everything_is_fresh(tmp_path, instance):
 
 
 def test_export_guardrails_and_stale_marts_are_reported_exactly(tmp_path, instance):
+    from resources.stores.export_runs import ensure_export_runs
+    from resources.stores.guardrail_tables import ensure_guardrail_tables
+
     warehouse = duckdb_warehouse(tmp_path / "wh.duckdb")
     create_all_marts(warehouse)
     s = warehouse.schema
     with warehouse.connect() as conn:
-        conn.execute(
-            f"create table {s}.export_runs (run_id varchar, started_at timestamptz, finished_at timestamptz, "
-            "status varchar, sink varchar, rows_exported bigint, batches integer, cursor_before varchar, "
-            "cursor_after varchar, error varchar)"
-        )
-        conn.execute(
-            f"create table {s}.automation_runs (run_id varchar, ran_at timestamptz, providers_evaluated integer, "
-            "warnings integer, criticals integer, auto_paused integer, auto_resumed integer, summary varchar)"
-        )
-        conn.execute(
-            f"create table {s}.provider_automation_state (provider_id varchar, status varchar, paused_by varchar, "
-            "updated_at timestamptz, last_followup_id varchar)"
-        )
+        # The state tables as their stores create them (never a hand-written copy that can drift).
+        ensure_export_runs(conn, s)
+        ensure_guardrail_tables(conn, s)
     run = dict(sink="webhook", rows_exported=0, batches=0, cursor_before=None, cursor_after=None)
     insert(warehouse, "export_runs", [
         dict(run_id="r1", started_at=ts("2026-11-26T06:00:00Z"), finished_at=ts("2026-11-26T06:01:00Z"),
