@@ -36,7 +36,7 @@ def build_app_api(settings: Settings) -> AppApi:
 
 
 def definitions(settings: Settings) -> dg.Definitions:
-    guardrail_actions, operator_job = build_guardrail_definitions(settings.APP_BASE_URL)
+    guardrail_actions, operator_job = build_guardrail_definitions(settings.APP_BASE_URL, settings.EXTRACT_LOOKBACK)
     return dg.Definitions(
         assets=[guardrail_actions],
         jobs=[guardrail_evaluation_job, operator_job],

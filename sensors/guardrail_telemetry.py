@@ -1,7 +1,8 @@
 """The guardrail sensor: new telemetry windows in the source start one guardrail run.
 
-Cursor: the greatest `recorded_at` seen (the watermark) plus the ids of the windows seen within
-`EXTRACT_LOOKBACK` of it. Each tick reads the windows recorded since `watermark - lookback`; any id
+Cursor (`models/telemetry_cursor.py`): the greatest `recorded_at` seen (the watermark) plus the ids
+of the windows seen within `EXTRACT_LOOKBACK` of it, merged on every tick with the cursor the latest
+guardrail evaluation recorded (a run the CLI made, say): windows already evaluated start no run. Each tick reads the windows recorded since `watermark - lookback`; any id
 not in the cursor is new. A window that commits late, with a smaller id and an older
 `recorded_at` than one already seen, is still inside that overlap and so is still noticed. The run
 key is a hash of the new ids, so the same set of windows never starts two runs.
@@ -10,56 +11,23 @@ key is a hash of the new ids, so the same set of windows never starts two runs.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import dagster as dg
 
+from assets.guardrails import EVALUATED_TELEMETRY, GUARDRAIL_ACTIONS_KEY
 from models.guardrails import iso_utc
+from models.source_tables import PROVIDER_GUARDRAIL_TELEMETRY
+from models.telemetry_cursor import (  # noqa: F401  (id_ranges: callers know it from here)
+    SENSOR_NAME,
+    TelemetryCursor,
+    id_ranges,
+    merge_cursors,
+)
 from resources.source import SourceDatabase
 
-TELEMETRY_TABLE = "provider_guardrail_telemetry"
-SENSOR_NAME = "guardrail_telemetry_sensor"
-
-
-@dataclass(frozen=True)
-class TelemetryCursor:
-    """Watermark (greatest `recorded_at` seen) and the ids seen within the lookback before it."""
-
-    watermark: datetime
-    seen_ids: frozenset[int]
-
-    def serialize(self) -> str:
-        return json.dumps(
-            {"watermark": iso_utc(self.watermark), "ids": id_ranges(self.seen_ids)}, separators=(",", ":")
-        )
-
-    @classmethod
-    def parse(cls, text: str | None) -> TelemetryCursor | None:
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-            watermark = datetime.fromisoformat(data["watermark"]).astimezone(UTC)
-            ids = frozenset(i for lo, hi in data["ids"] for i in range(int(lo), int(hi) + 1))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"{SENSOR_NAME}: unreadable cursor {text[:80]!r} ({exc}); reset it in the Dagster UI "
-                "(Sensors > guardrail_telemetry_sensor > Cursor) to start from the current telemetry"
-            ) from None
-        return cls(watermark, ids)
-
-
-def id_ranges(ids: frozenset[int] | set[int]) -> list[list[int]]:
-    """Sorted ids as inclusive `[low, high]` runs: identity ids are mostly consecutive, so this stays small."""
-    ranges: list[list[int]] = []
-    for i in sorted(ids):
-        if ranges and i == ranges[-1][1] + 1:
-            ranges[-1][1] = i
-        else:
-            ranges.append([i, i])
-    return ranges
+TELEMETRY_TABLE = PROVIDER_GUARDRAIL_TELEMETRY.name
 
 
 @dataclass(frozen=True)
@@ -92,6 +60,7 @@ def scan_telemetry(
                 f"select id from {table} where recorded_at >= :since", {"since": watermark - lookback}
             )
             new_cursor = TelemetryCursor(watermark.astimezone(UTC), frozenset(int(r[0]) for r in ids))
+            # Nothing evaluated yet (no cursor, no evaluation recorded): every window so far is new.
             # First tick: everything recorded so far is one set of new windows.
             return TelemetryScan(
                 int(count), new_cursor, _key("all", count, max_id, iso_utc(watermark)), "first scan"
@@ -120,6 +89,14 @@ def scan_telemetry(
     )
 
 
+def last_evaluated_cursor(instance: dg.DagsterInstance) -> TelemetryCursor | None:
+    """The telemetry the latest `guardrail_actions` materialization evaluated (None: none recorded)."""
+    event = instance.get_latest_materialization_event(GUARDRAIL_ACTIONS_KEY)
+    materialization = event.asset_materialization if event else None
+    value = materialization.metadata.get(EVALUATED_TELEMETRY) if materialization else None
+    return TelemetryCursor.parse(value.value) if value is not None else None  # type: ignore[arg-type]
+
+
 def build_guardrail_telemetry_sensor(
     job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition, lookback: timedelta
 ):
@@ -141,12 +118,14 @@ def build_guardrail_telemetry_sensor(
                 f"the source is {source.describe()}, which has no provider_guardrail_telemetry; guardrail "
                 "automation needs ONBOARDING_EXPORT_DATABASE_URL or the embedded demo source"
             )
+        known = merge_cursors(TelemetryCursor.parse(context.cursor), last_evaluated_cursor(context.instance))
         try:
-            scan = scan_telemetry(source, TelemetryCursor.parse(context.cursor), lookback)
+            scan = scan_telemetry(source, known, lookback)
         except FileNotFoundError as exc:  # the demo source is not written yet
             return dg.SkipReason(str(exc))
         if scan.run_key is None or scan.cursor is None:
-            return dg.SensorResult(skip_reason=dg.SkipReason(scan.reason), cursor=context.cursor)
+            kept = scan.cursor.serialize() if scan.cursor else context.cursor
+            return dg.SensorResult(skip_reason=dg.SkipReason(scan.reason), cursor=kept)
         context.log.info(scan.reason)
         return dg.SensorResult(
             run_requests=[

@@ -26,7 +26,7 @@ T2, T3 = T1 + timedelta(minutes=5), T1 + timedelta(minutes=10)
 POST = "/api/chat.postMessage"
 KEY = "checkout-secret-key"
 
-guardrail_actions, operator_job = build_guardrail_definitions(BASE)
+guardrail_actions, operator_job = build_guardrail_definitions(BASE, timedelta(minutes=10))
 
 ENGINES = [
     "duckdb",

@@ -123,6 +123,14 @@ def test_sensor_job_dbt_actions_then_the_cli(make_settings, tmp_path, dbt_manife
             "guardrail_actions",
         } <= materialized
         assert "raw/onboarding_journey_events" not in materialized  # only the chain guardrails need
+        # A first tick after that run, with no sensor cursor yet (the UI opened after `pricing-ops demo`):
+        # the run recorded what it evaluated, so no run with nothing to do, and the cursor says so.
+        with dg.build_sensor_context(
+            instance=instance, resources={"source": defs.resources["source"]}
+        ) as context:
+            fresh = sensor(context)
+        assert not fresh.run_requests and fresh.skip_reason.skip_message.startswith("no new telemetry windows")
+        assert fresh.cursor == tick.cursor
         texts = [r.json()["text"] for r in slack.to(POST)]
         assert sorted(texts) == sorted(
             [

@@ -146,6 +146,27 @@ def test_new_windows_skip_late_commits_and_cursor(source):
     assert json.loads(pruned.cursor) == {"watermark": "2026-11-26T10:20:00Z", "ids": [[5, 5]]}
 
 
+def test_windows_an_evaluation_covered_start_no_run_and_the_tag_counts_the_rest(source):
+    from assets.guardrails import EVALUATED_TELEMETRY, GUARDRAIL_ACTIONS_KEY
+
+    instance = dg.DagsterInstance.ephemeral()
+    source.add(window(1, T), window(2, T + timedelta(seconds=1)), window(3, T + timedelta(seconds=2)))
+    # An evaluation (a CLI run, say) recorded that it covered windows 1..3.
+    covered = TelemetryCursor(T + timedelta(seconds=2), frozenset({1, 2, 3}))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(GUARDRAIL_ACTIONS_KEY, metadata={EVALUATED_TELEMETRY: covered.serialize()})
+    )
+    first = tick(source, None, instance)
+    assert not first.run_requests and first.cursor == covered.serialize()
+    source.add(window(4, T + timedelta(seconds=3)))
+    [request] = tick(source, first.cursor, instance).run_requests
+    assert request.tags["guardrails/new_windows"] == "1"  # true: one window is new to automation
+    # A sensor cursor behind the evaluation is caught up by it, too.
+    behind = TelemetryCursor(T, frozenset({1})).serialize()
+    [request] = tick(source, behind, instance).run_requests
+    assert request.tags["guardrails/new_windows"] == "1"
+
+
 def test_sources_without_telemetry_skip_with_a_reason(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     missing = SourceDatabase(demo_path=str(tmp_path / "none.duckdb"))

@@ -5,7 +5,7 @@ of an evaluation or a follow-up, each applied in the caller's transaction (`begi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from models.guardrails import (
@@ -17,6 +17,8 @@ from models.guardrails import (
     Notification,
     StatusRow,
 )
+from models.source_tables import PROVIDER_GUARDRAIL_TELEMETRY
+from models.telemetry_cursor import TelemetryCursor
 from resources.stores.guardrail_tables import (
     EVALUATED,
     FOLLOWUPS,
@@ -177,6 +179,20 @@ def paused_providers(
         """
     )
     return int(total), rows
+
+
+def evaluated_telemetry(warehouse: Warehouse, lookback: timedelta) -> TelemetryCursor | None:
+    """The telemetry windows the warehouse holds (what an evaluation just read through the mart), as
+    a sensor cursor: the newest `recorded_at` and the ids within `lookback` of it."""
+    raw = f"{warehouse.raw_schema}.{PROVIDER_GUARDRAIL_TELEMETRY.name}"
+    with warehouse.connect() as conn:
+        if not conn.table_exists(warehouse.raw_schema, PROVIDER_GUARDRAIL_TELEMETRY.name):
+            return None
+        [latest] = conn.fetchone(f"select max(recorded_at) from {raw}")
+        if latest is None:
+            return None
+        rows = conn.fetchall(f"select id, recorded_at from {raw} where recorded_at >= :since", {"since": latest - lookback})
+    return TelemetryCursor.of_windows(rows, lookback)
 
 
 # Writes ----------------------------------------------------------------------------------------------
