@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from models.guardrails import followup_payload
+from models.slack_format import text_blocks
 from resources.app_api import AppApi
 from resources.slack import SlackNotifier
 from resources.stores.guardrail_deliveries import (
@@ -115,7 +116,7 @@ def _deliver(channel: str, send: Any, row: dict, what: str, report: DeliveryRepo
 
 def _send_slack(slack: SlackNotifier, row: dict, report: DeliveryReport, in_a_row: dict, log: Any) -> dict:
     what = f"Slack message {row['id']} ({row['kind']} for {row['provider_id']})"
-    return _deliver("slack", lambda: slack.post_message(row["text"]), row, what, report, in_a_row, log)
+    return _deliver("slack", lambda: slack.post_message(row["text"], text_blocks(row["text"]) or None), row, what, report, in_a_row, log)
 
 
 def _send_api(app_api: AppApi, row: dict, report: DeliveryReport, in_a_row: dict, log: Any) -> dict:

@@ -8,6 +8,7 @@ link or a mention (`<!channel>`), so a provider name must never be able to write
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 DEFAULT_APP_BASE_URL = "https://app.smplat.local"
@@ -118,3 +119,20 @@ def render_alert(content: AlertContent, app_base_url: str | None) -> str:
         slack_link(provider_dashboard_url(app_base_url, content.provider_id), "Open dashboard"),
     ]
     return "\n".join(lines)
+
+
+# Block Kit: at most 3000 characters in a section's text (contract section 6).
+SECTION_CHARS = 3000
+
+
+def text_blocks(text: str) -> list[dict[str, Any]]:
+    """A mrkdwn message as Block Kit section blocks (the `text` stays the notification fallback):
+    lines kept whole, each section at most 3000 characters (a longer line is cut)."""
+    sections: list[str] = []
+    for line in text.split("\n"):
+        line = line[:SECTION_CHARS]
+        if sections and len(sections[-1]) + 1 + len(line) <= SECTION_CHARS:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections if s.strip()]

@@ -25,6 +25,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from models.export_rows import CursorError, ExportCursor, parse_cursor
+from models.instants import utc_z
 
 CURSOR_FILE_NAME = "onboarding_export_cursor.json"
 
@@ -187,34 +188,56 @@ class ExportCursorStore(ConfigurableResource):
     def exclusive(self, run_id: str, wait_seconds: float | None = None) -> Iterator[None]:
         """Hold the export lock for a run. A second export waits up to `lock_wait_seconds`, then is
         refused with ExportBusyError. The OS drops the lock when its process dies (even on kill -9),
-        so a killed run never blocks the next one."""
+        so a killed run never blocks the next one.
+
+        This lock is not redundant with the run queue's limit of one export: a hand-run
+        `pricing-ops export` runs in its own process, outside the queue. The lock file is removed
+        when the run ends (while still locked), so none is left behind; a waiter that locked a file
+        removed meanwhile sees that and locks the new one instead."""
         wait = self.lock_wait_seconds if wait_seconds is None else wait_seconds
         path = Path(self.lock_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = _lock_holder(path)
+                    raise ExportBusyError(
+                        f"another onboarding export is running ({holder}); this run waited {wait:.0f}s "
+                        f"on {path.resolve()} and gives up without exporting (cursor unchanged). "
+                        "Let the running export finish, then start this one again"
+                    ) from None
+                time.sleep(0.2)
+                continue
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # the holder removed this file as it finished: lock the one at the path now
         try:
-            deadline = time.monotonic() + max(wait, 0.0)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        holder = _lock_holder(path)
-                        raise ExportBusyError(
-                            f"another onboarding export is running ({holder}); this run waited {wait:.0f}s "
-                            f"on {path.resolve()} and gives up without exporting (cursor unchanged). "
-                            "Let the running export finish, then start this one again"
-                        ) from None
-                    time.sleep(0.2)
-            holder = {"runId": run_id, "pid": os.getpid(), "since": datetime.now(UTC).isoformat()}
+            holder = {"runId": run_id, "pid": os.getpid(), "since": utc_z(datetime.now(UTC), "seconds")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(holder).encode(), 0)
             yield
         finally:
+            try:
+                os.unlink(path)  # still locked: no other process holds this file
+            except FileNotFoundError:
+                pass
             os.close(fd)  # closing the descriptor releases the flock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open descriptor is still the file at `path` (not one unlinked since it was opened)."""
+    try:
+        held, there = os.fstat(fd), os.stat(path)
+        return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+    except FileNotFoundError:
+        return False
 
 
 def _lock_holder(path: Path) -> str:

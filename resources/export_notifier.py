@@ -7,6 +7,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from models.slack_format import text_blocks
 from resources.slack import SlackDeliveryError, SlackNotifier
 
 
@@ -30,7 +31,7 @@ class ExportNotifier(ConfigurableResource):
         """Post one notice; raises SlackDeliveryError (without the URL) when Slack does not take it."""
         if not self.webhook_url:
             return
-        SlackNotifier(webhook_url=self.webhook_url, timeout_seconds=self.timeout_seconds).post_message(text)
+        SlackNotifier(webhook_url=self.webhook_url, timeout_seconds=self.timeout_seconds).post_message(text, text_blocks(text) or None)
 
 
 __all__ = ["ExportNotifier", "SlackDeliveryError"]

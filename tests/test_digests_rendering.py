@@ -11,8 +11,6 @@ import pytest
 from digests_helpers import section_texts, ts
 
 from models.digests import (
-    MAX_BLOCKS,
-    MAX_SECTION_CHARS,
     AutomationAction,
     ConversionRow,
     DigestContent,
@@ -29,6 +27,10 @@ from models.digests import (
     sparkline,
 )
 
+# Slack's Block Kit limits (contract section 6), spelled here rather than imported from the code
+# under test: at most 50 blocks a message, 3000 characters a section.
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
 APP = "https://app.smplat.local"
 
 

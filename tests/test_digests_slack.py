@@ -24,10 +24,15 @@ from digests_helpers import (
 )
 
 from assets.digests import DigestOptions, deliver_digest
-from models.digests import MAX_BLOCKS, MAX_HEADER_CHARS, MAX_SECTION_CHARS, period_containing
+from models.digests import period_containing
 from resources.slack import SlackDeliveryError, SlackNotifier
 from resources.warehouse import Warehouse
 
+# Slack's Block Kit limits (contract section 6), spelled here rather than imported from the code
+# under test: at most 50 blocks a message, 3000 characters a section, 150 a header.
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_HEADER_CHARS = 150
 OPTIONS = DigestOptions(app_base_url="https://app.smplat.local")
 NOW = ts("2026-11-26T09:00:00Z")
 DASHBOARD_LINK = re.compile(

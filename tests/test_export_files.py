@@ -153,6 +153,7 @@ def test_pricing_ops_export_runs_the_job_and_reports_in_one_line(files_env, monk
     assert (outcome["rows"], outcome["batches"]) == (12, 2)
     assert "exported 12 rows in 2 batches to files in" in err
     assert len(batch_files(settings, ".csv")) == 2
+    assert not (settings.data_dir / "onboarding_export.lock").exists()  # no stale lock file after a run
 
     import dagster as dg
 

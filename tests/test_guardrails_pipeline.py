@@ -140,6 +140,9 @@ def test_sensor_job_dbt_actions_then_the_cli(make_settings, tmp_path, dbt_manife
                 alert(WARNING, "Four Replays", 0, "4/10", "none", "replay_failures 4", "p-r4"),
             ]
         )  # a warning's notes are the mart's reasons (dbt macro guardrail_reasons)
+        for posted in slack.to(POST):  # Block Kit too: one mrkdwn section holding the alert (< 3000 chars)
+            body = posted.json()
+            assert body["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": body["text"]}}]
         assert slack.to(POST)[0].headers["authorization"] == f"Bearer {TOKEN}"
         assert sorted(p.json()["providerId"] for p in app.to(FOLLOWUPS_PATH)) == ["p-g3", "p-r5"]
 
