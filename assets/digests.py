@@ -35,6 +35,7 @@ from models.digests import (
     render_slack_digest,
 )
 from models.readiness import redact
+from models.slack_format import DEFAULT_APP_BASE_URL
 from resources.mail import Mailer
 from resources.slack import SlackNotifier
 from resources.stores.digest_ledger import (  # noqa: F401  (the ledger; callers know these names from here)
@@ -66,7 +67,7 @@ class DigestOptions(dg.ConfigurableResource):
     """Settings of the digests and the readiness report (contract sections 4, 6, 7). Resource key
     `digest_options`."""
 
-    app_base_url: str = Field(default="https://app.smplat.local", description="APP_BASE_URL: links in digests")
+    app_base_url: str = Field(default=DEFAULT_APP_BASE_URL, description="APP_BASE_URL: links in digests")
     weekly_digest_enabled: bool = Field(
         default=True, description="WEEKLY_DIGEST_ENABLED: false leaves conversion rows out of both digests"
     )

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 
 from assets.extract_api import extract_from_api
 from models.instants import as_utc
@@ -197,7 +198,7 @@ def _count_changed(conn: WarehouseConnection, raw: str, deduped: str, table: Sou
 
 
 class ExtractConfig(dg.Config):
-    lookback_seconds: int | None = None  # overrides EXTRACT_LOOKBACK for this run
+    lookback_seconds: int | None = Field(default=None, description="seconds re-read before the watermark; overrides EXTRACT_LOOKBACK for this run")
 
 
 def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:

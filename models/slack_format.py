@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+# APP_BASE_URL when unset (contract section 4); settings and the digests default to this one value.
 DEFAULT_APP_BASE_URL = "https://app.smplat.local"
 
 # Characters left as they are in a conversion cursor placed in a query string: the unreserved set

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.slack_format import DEFAULT_APP_BASE_URL
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
     # Guardrails
     GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES: int = 2
     GUARDRAIL_CRITICAL_REPLAY_FAILURES: int = 4
-    APP_BASE_URL: str = "https://app.smplat.local"
+    APP_BASE_URL: str = DEFAULT_APP_BASE_URL
     APP_API_BASE_URL: str | None = None
 
     # Slack, SMTP, outbox
