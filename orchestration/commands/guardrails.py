@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = actions.add_parser("followup", help="record an operator's follow-up (pause, resume, escalate, note)")
     p.add_argument("--provider", required=True, help="the provider's id (fulfillment_providers.id)")
-    p.add_argument("--action", required=True, choices=["pause", "resume", "escalate", "note"])
+    p.add_argument(
+        "--action", required=True, choices=["pause", "resume", "escalate", "note"], help="what the operator did"
+    )
     p.add_argument("--actor", required=True, help="who takes the action (email or handle)")
     p.add_argument("--notes", default=None, help="free text for Slack and the follow-up feed")
     p.add_argument(

@@ -19,13 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on the embedded default: demo source, refresh, "
                        "guardrails, export to files, digests to the outbox")
     p.add_argument("--events", type=int, default=200_000, help="demo events when the source is written")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the demo data (same seed, same data)")
     p.add_argument("--fresh-source", action="store_true", help="rewrite the demo source even if present")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-source", help="write the demo source (DuckDB file in DATA_DIR, or Postgres at --url)")
-    p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--events", type=int, default=200_000, help="how many onboarding journey events to write")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the demo data (same seed, same data)")
     p.add_argument("--url", default=None, help="postgresql://... to write into instead of the DuckDB file")
     p.set_defaults(func=cmd_demo_source)
 
