@@ -1,8 +1,8 @@
 """Extract from the reporting API (no database access): events, journeys and orders into the raw tables.
 
-Called by the extract multi-asset (`assets/extract.py`, which imports this module; both share `resources/raw_tables.py`) when the source is the API. Export rows are
-mapped onto the source tables by `models/reporting_api_rows.py` and merged the way the database
-extract merges (scratch stage, then insert-new for events with a monotone `loaded_at`, upsert by key
+Called by the extract multi-asset (`assets/extract.py`) when the source is the API; both paths share
+`resources/raw_tables.py`. Export rows are mapped onto the source tables by
+`models/reporting_api_rows.py` and merged the way the database extract merges (scratch stage, then insert-new for events with a monotone `loaded_at`, upsert by key
 for journeys and orders), a few thousand rows per transaction as the pages arrive, so the feed is
 never held in memory whole.
 

@@ -37,7 +37,6 @@ from models.instants import (
 from models.marts import SEGMENTS_MART  # noqa: F401
 
 Engine = Literal["duckdb", "postgres"]
-ExportFormat = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("ndjson", "csv", "parquet")
 SINKS: tuple[str, ...] = ("webhook", "file", "s3")
 FILE_EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
@@ -116,7 +115,7 @@ def ndjson_line(record: Mapping[str, Any]) -> str:
     return json.dumps(to_export_row(record), ensure_ascii=False, separators=(",", ":"))
 
 
-# SQL (rendered here so the format is spelled once; executed by assets/export.py) ---------------
+# SQL (rendered here so the format is spelled once; executed by assets/export_windows.py) -------
 
 
 def _instant_sql(engine: Engine, column: str) -> str:
@@ -213,15 +212,6 @@ def after_cursor_sql(engine: Engine, cursor: ExportCursor | None, alias: str = "
     slug = f'{alias}.slug collate "C"' if engine == "postgres" else f"{alias}.slug"
     return (
         f"{lower} and ({alias}.loaded_at, {alias}.event_id, {slug}) > "
-        f"(:{prefix}_loaded_at, :{prefix}_event_id, :{prefix}_slug)"
-    )
-
-
-def up_to_key_sql(engine: Engine, alias: str = "m", prefix: str = "u") -> str:
-    """Predicate "at or before the key" `:{prefix}_loaded_at/_event_id/_slug` (a window's end)."""
-    slug = f'{alias}.slug collate "C"' if engine == "postgres" else f"{alias}.slug"
-    return (
-        f"{alias}.loaded_at <= :{prefix}_loaded_at and ({alias}.loaded_at, {alias}.event_id, {slug}) <= "
         f"(:{prefix}_loaded_at, :{prefix}_event_id, :{prefix}_slug)"
     )
 

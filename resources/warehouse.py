@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,12 +348,3 @@ def _duckdb_connect_retrying(path: Path, read_only: bool, timeout_s: float = 60.
                 ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-
-def qualified(schema: str, table: str) -> str:
-    return f"{schema}.{table}"
-
-
-def sql_list(values: Sequence[str]) -> str:
-    """A SQL list literal of identifiers-safe strings (for fixed, internal names only)."""
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)

@@ -117,10 +117,6 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
 )}
 
 
-def columns_of(table: str) -> list[str]:
-    return TABLES[table].column_names
-
-
 def create_sql(schema: str, table: str, engine: str) -> str:
     """The DDL of one guardrail table (tests create the tables through this, never by hand)."""
     return TABLES[table].create_sql(schema, engine)
