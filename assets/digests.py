@@ -34,6 +34,9 @@ from models.digests import (
     rank_slugs,
     render_slack_digest,
 )
+from models.marts import CONVERSION_SNAPSHOT as SNAPSHOT
+from models.marts import CONVERSION_SNAPSHOT_HISTORY as SNAPSHOT_HISTORY
+from models.marts import DAILY_ASSIGNMENTS
 from models.readiness import redact
 from models.slack_format import DEFAULT_APP_BASE_URL
 from resources.mail import Mailer
@@ -51,12 +54,8 @@ from resources.stores.digest_ledger import (  # noqa: F401  (the ledger; callers
     record_sent,
     retryable_periods,
 )
+from resources.stores.guardrail_tables import FOLLOWUPS
 from resources.warehouse import Warehouse, WarehouseConnection
-
-FOLLOWUPS = "guardrail_followups"
-SNAPSHOT = "experiment_conversion_snapshot"
-SNAPSHOT_HISTORY = "experiment_conversion_snapshot_history"
-DAILY_ASSIGNMENTS = "experiment_daily_assignments"
 
 SLACK_JOB = "automation_slack_digest"
 EMAIL_JOB = "weekly_digest_email"

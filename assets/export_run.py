@@ -18,8 +18,8 @@ from typing import Any
 
 from assets.export_windows import DEFAULT_WINDOW_ROWS, cut_batches, read_ahead, read_export_windows
 from models.export_cursor import CursorError, ExportCursor, start_cursor
-from models.export_notices import render_escalation, render_failure, render_success, should_escalate
-from models.export_runs import ExportRunRecord
+from models.export_notices import render_escalation, render_failure, render_success
+from models.export_runs import ExportRunRecord, export_is_failing
 from models.instants import parse_instant
 from models.marts import SEGMENTS_MART
 from resources.export_cursor import CursorStoreError, ExportBusyError, ExportCursorStore
@@ -188,7 +188,7 @@ def _notify(notifier: ExportNotifier | None, record: ExportRunRecord, streak: in
         return
     url = notifier.run_url(record.run_id)
     messages = [render_success(record, url)] if record.status == "success" else [render_failure(record, url)]
-    if record.status == "failed" and should_escalate(streak):
+    if record.status == "failed" and export_is_failing(streak):
         messages.append(render_escalation(record, streak, url))
     for text in messages:
         try:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from models.export_rows import ExportRunRecord, format_instant
 from models.slack_format import escape_mrkdwn, slack_link
 
-ESCALATE_AFTER_FAILURES = 2
-
 
 def _when(record: ExportRunRecord) -> str:
     started = format_instant(record.started_at)
@@ -49,10 +47,6 @@ def render_failure(record: ExportRunRecord, run_url: str | None) -> str:
         _run_line(record, run_url),
     ]
     return "\n".join(lines)
-
-
-def should_escalate(failures_in_a_row: int) -> bool:
-    return failures_in_a_row >= ESCALATE_AFTER_FAILURES
 
 
 def render_escalation(record: ExportRunRecord, failures_in_a_row: int, run_url: str | None) -> str:

@@ -9,6 +9,10 @@ from typing import Literal
 
 from models.export_cursor import ExportCursor
 
+# Two failed exports in a row is when the export is failing (contract section 5): the Slack notice
+# escalates and readiness reports the export as failing. The one threshold of both.
+FAILING_AFTER_FAILURES = 2
+
 
 @dataclass
 class ExportRunRecord:
@@ -44,3 +48,8 @@ def failures_in_a_row(statuses_newest_first: list[str]) -> int:
             break
         count += 1
     return count
+
+
+def export_is_failing(failures_in_a_row: int) -> bool:
+    """Whether that many failed runs in a row make the export failing (escalate, not ready)."""
+    return failures_in_a_row >= FAILING_AFTER_FAILURES

@@ -16,12 +16,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from models.digests import DigestPeriod, iso_z, previous_period
-from models.export_rows import failures_in_a_row
+from models.export_runs import export_is_failing, failures_in_a_row
 
 COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails")
 CONVERSION_MART = "experiment_conversion_snapshot"
-# Two failed exports in a row is when the contract escalates (section 5); readiness agrees.
-EXPORT_FAILING_AFTER = 2
 READY_STATUSES = frozenset({"ok", "suppressed", "never_run", "degraded"})
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
@@ -227,7 +225,7 @@ def export_component(runs: Sequence[ExportRun] | None) -> Component:
     detail: dict[str, Any] = {"last_success_at": last_success, "failures_in_a_row": failures}
     if failures:
         detail["last_error"] = redact(runs[0].error)
-    if failures >= EXPORT_FAILING_AFTER:
+    if export_is_failing(failures):
         return Component(
             "export",
             "failing",

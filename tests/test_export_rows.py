@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from models.export_notices import render_escalation, render_failure, render_success, should_escalate
+from models.export_notices import render_escalation, render_failure, render_success
 from models.export_rows import (
     EXPORT_KEYS,
     CursorError,
@@ -26,6 +26,7 @@ from models.export_rows import (
     start_cursor,
     to_export_row,
 )
+from models.export_runs import export_is_failing
 
 MART_ROW = {
     "event_id": 4821,
@@ -164,7 +165,7 @@ def test_failures_in_a_row_count_back_to_the_last_success():
     assert failures_in_a_row(["success", "failed"]) == 0
     assert failures_in_a_row(["failed", "success", "failed"]) == 1
     assert failures_in_a_row(["failed", "failed", "success"]) == 2
-    assert not should_escalate(1) and should_escalate(2) and should_escalate(3)
+    assert not export_is_failing(1) and export_is_failing(2) and export_is_failing(3)
 
 
 def test_notices_say_rows_cursor_times_and_run_link_with_values_escaped():
