@@ -55,7 +55,7 @@ def extract_table(
         ensure_raw_tables(warehouse, conn)
     with warehouse.connect() as conn:
         if conn.kind == "postgres":
-            # One extraction of a table at a time; a second waits here rather than interleaving.
+            # One extraction of a table at a time, also outside the run queue (a hand-run refresh, a second host).
             conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
         if table.watermark:
             result.watermark_before = _max_instant(conn, raw, table.watermark)
