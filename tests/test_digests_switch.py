@@ -21,6 +21,7 @@ from digests_helpers import (
 from handmade_source import write_duckdb_source
 
 from assets.readiness import collect_readiness
+
 # What the digest says when conversions are off, spelled here (not imported from the code under
 # test), so a changed note fails this test instead of passing along with it.
 SUPPRESSED_NOTE = (

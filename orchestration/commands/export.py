@@ -43,11 +43,13 @@ def _positive_int(text: str) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from assets.export import EXPORT_JOB_NAME, EXPORT_OP_NAME, run_config
     from orchestration.job_runner import run_job
+    from orchestration.settings import get_settings
 
     config = run_config(args.sink, args.format, args.limit, args.cursor)
     progress(f"export: {json.dumps(config['ops'][EXPORT_OP_NAME]['config'])} (unset options come from the settings)")
-    # The same Definitions `dagster dev` loads: the export is an asset downstream of the dbt marts.
-    result = run_job(EXPORT_JOB_NAME, config)
+    # The Definitions `dagster dev` loads (the export is an asset downstream of the dbt marts), built
+    # from the settings as they are now.
+    result = run_job(EXPORT_JOB_NAME, config, settings=get_settings())
     [materialization] = result.asset_materializations_for_node(EXPORT_OP_NAME)
     meta = {key: value.value for key, value in materialization.metadata.items()}
     progress(
