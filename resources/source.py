@@ -83,7 +83,7 @@ class SourceDatabase(ConfigurableResource):
             return
         import psycopg
 
-        raw = psycopg.connect(self.database_url, options="-c TimeZone=UTC", autocommit=True)
+        raw = psycopg.connect(libpq_uri(self.database_url or ""), options="-c TimeZone=UTC", autocommit=True)
         try:
             yield WarehouseConnection("postgres", raw)
         finally:
