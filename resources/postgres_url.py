@@ -91,6 +91,7 @@ def resolve_postgres_url(url: str, environ: Mapping[str, str] | None = None) -> 
 
     Raises ValueError with a one-line reason when libpq cannot read it (never echoing the URL: it
     may hold a password)."""
+    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     env = os.environ if environ is None else environ
@@ -102,7 +103,7 @@ def resolve_postgres_url(url: str, environ: Mapping[str, str] | None = None) -> 
         text = "postgresql://" + rest  # the SQLAlchemy driver suffix (+psycopg) is not libpq's
     try:
         parts = {k: str(v) for k, v in conninfo_to_dict(text).items() if v is not None and v != ""}
-    except Exception as exc:
+    except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"libpq cannot read this PostgreSQL URL: {first}") from None
 

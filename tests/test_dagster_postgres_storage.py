@@ -6,7 +6,6 @@ from __future__ import annotations
 import dagster as dg
 import psycopg
 import pytest
-
 from conftest import socket_url
 
 from orchestration.instance import prepare_dagster_home
