@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.identifiers import schema_name_problem
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     ONBOARDING_EXPORT_CRON: str = "0 * * * *"
     ONBOARDING_EXPORT_SINK: Literal["webhook", "file", "s3"] = "file"
     ONBOARDING_EXPORT_FORMAT: Literal["ndjson", "csv", "parquet"] = "ndjson"
-    ONBOARDING_EXPORT_BATCH_SIZE: int = Field(default=1000, ge=1)
+    ONBOARDING_EXPORT_BATCH_SIZE: int = 1000
     ANALYTICS_SEGMENTS_WEBHOOK: SecretStr | None = None
     ONBOARDING_EXPORT_DIR: Path | None = None
     ONBOARDING_EXPORT_S3_URI: str | None = None
@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         problem = schema_name_problem(value, lower_case_only=False)
         if problem:
             raise ValueError(f"{problem}; set the schema the app writes, e.g. public")
+        return value
+
+    @field_validator("ONBOARDING_EXPORT_BATCH_SIZE")
+    @classmethod
+    def _batch_size(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (rows per batch), got {value}; set e.g. 1000")
         return value
 
     @field_validator(*CRON_SETTINGS)
