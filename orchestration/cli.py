@@ -24,8 +24,11 @@ COMMAND_MODULES = (
 
 
 def progress(message: str) -> None:
-    """A progress line for the person at the terminal: stderr, flushed (stdout is for results)."""
-    print(message, file=sys.stderr, flush=True)
+    """A progress line for the person at the terminal: stderr, flushed (stdout is for results);
+    secrets redacted as in every log line."""
+    from orchestration.log_hygiene import redact
+
+    print(redact(message), file=sys.stderr, flush=True)
 
 
 class CommandError(Exception):

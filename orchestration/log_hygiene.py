@@ -28,6 +28,8 @@ SECRET_ENV_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # Where Dagster's failure events start their stack trace (kept in the UI's structured error).
 _STACK_MARKERS = ("\nStack Trace:", "\nTraceback (most recent call last):")
+# An error report's lines are its shape, not data: such a message keeps its newlines.
+_ERROR_REPORT = (*_STACK_MARKERS, "Error occurred while executing", "\nThe above exception")
 
 _state: dict[str, object] = {"secrets": (), "trim": False, "base": None}
 
@@ -75,6 +77,11 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def one_line(text: str) -> str:
+    """`text` (data) as one redacted line: CR and LF escaped."""
+    return redact(text.replace("\r", "\\r").replace("\n", "\\n"))
+
+
 def _escape_arg(value: object) -> object:
     """A %-style argument is data: its newlines are escaped too (a value cannot start a line)."""
     if isinstance(value, str):
@@ -106,10 +113,14 @@ def install_log_hygiene(settings: Settings, trim_tracebacks: bool | None = None)
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a record that cannot format is logged as the logging module would
             return record
-        if _state["trim"]:
-            for marker in _STACK_MARKERS:
-                if marker in message:
-                    message = message.split(marker, 1)[0] + " (traceback: run with -v)"
+        if "\n" in message or "\r" in message:
+            if not any(marker in message for marker in _ERROR_REPORT):
+                # One record, one line: a newline from data (a slug, a provider name) is escaped.
+                message = message.replace("\r", "\\r").replace("\n", "\\n")
+            elif _state["trim"]:
+                for marker in _STACK_MARKERS:
+                    if marker in message:
+                        message = message.split(marker, 1)[0] + " (traceback: run with -v)"
         record.msg, record.args = redact(message), ()
         if record.exc_info:
             # Formatted now, redacted; the handler's Formatter uses exc_text as it is.

@@ -11,6 +11,7 @@ import argparse
 import json
 
 from orchestration.cli import CommandError, progress
+from orchestration.log_hygiene import one_line
 from orchestration.job_runner import run_job
 
 
@@ -45,7 +46,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     [materialization] = result.asset_materializations_for_node("guardrail_actions")
     meta = {key: value.value for key, value in materialization.metadata.items()}
     # The plan's summary says what was decided; what was delivered is the line after it.
-    progress(f"run {result.run_id}: {meta['summary'].replace('Warnings sent:', 'Warnings planned:')}")
+    summary = one_line(meta["summary"].replace("Warnings sent:", "Warnings planned:"))
+    progress(f"run {result.run_id}: {summary}")
     progress(
         f"deliveries: Slack {meta['slack_sent']} sent, {meta['slack_failed']} failed; app API "
         f"{meta['app_api_sent']} sent, {meta['app_api_failed']} failed; "
