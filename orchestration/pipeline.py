@@ -9,7 +9,7 @@ import dagster as dg
 
 from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
-from assets.pipeline_checks import payload_rejects_rate_check
+from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
 
@@ -35,7 +35,7 @@ def definitions(settings: Settings) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[extract_assets, dbt_models],
-        asset_checks=[*freshness_checks, payload_rejects_rate_check],
+        asset_checks=[*freshness_checks, payload_rejects_rate_check, source_row_rejects_check],
         jobs=[refresh_job],
         schedules=[
             dg.ScheduleDefinition(

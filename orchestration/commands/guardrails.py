@@ -11,8 +11,8 @@ import argparse
 import json
 
 from orchestration.cli import CommandError, progress
-from orchestration.log_hygiene import one_line
 from orchestration.job_runner import run_job
+from orchestration.log_hygiene import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
