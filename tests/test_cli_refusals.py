@@ -78,8 +78,8 @@ def test_readyz_is_not_ready_with_a_bad_setting(cli):
 
     code, out, err = cli(["readyz"], REFRESH_CRON="every day")
     assert code == 2 and json.loads(out)["ready"] is False
-    assert err == ["pricing-ops readyz: setting REFRESH_CRON: 'every day' is not a cron expression; "
-                   "set five fields, e.g. '0 3 * * *' (UTC)"]
+    assert err == [("pricing-ops readyz: setting REFRESH_CRON: 'every day' is not a cron expression; "
+                    "set five fields, e.g. '0 3 * * *' (UTC)")]
 
 
 def test_an_injected_warehouse_schema_never_runs_its_drop(cli, tmp_path):
@@ -108,8 +108,8 @@ def test_an_injected_source_schema_never_runs_its_call(cli, pg_url):
 def test_an_as_of_date_that_is_not_a_date_is_refused_before_any_work(cli, tmp_path):
     code, _, err = cli(["refresh", "--as-of-date", "yesterday"])
     assert code == 1
-    assert err == ["pricing-ops refresh: --as-of-date 'yesterday' is not a date; give YYYY-MM-DD (a UTC date), "
-                   "e.g. 2026-12-01"]
+    assert err == [("pricing-ops refresh: --as-of-date 'yesterday' is not a date; give YYYY-MM-DD (a UTC date), "
+                    "e.g. 2026-12-01")]
     assert not (tmp_path / "data" / "warehouse.duckdb").exists()
 
 
@@ -120,7 +120,7 @@ def test_a_failed_run_says_its_root_cause_in_one_line_and_no_traceback_without_v
     env.update({"DATA_DIR": str(tmp_path / "data"),
                 "ONBOARDING_EXPORT_DATABASE_URL": "postgresql://postgres:pw%40secret@127.0.0.1:1/nowhere"})
     done = subprocess.run([str(PRICING_OPS), "refresh"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pricing-ops refresh: job refresh failed (run ")

@@ -72,7 +72,7 @@ def test_no_secret_reaches_stdout_stderr_the_event_log_or_the_compute_logs(pg_ur
             })
             def run(*args: str) -> subprocess.CompletedProcess:
                 return subprocess.run([str(PRICING_OPS), *args], cwd=tmp_path, env=env, capture_output=True,
-                                      text=True, timeout=600)
+                                      text=True, timeout=600, check=False)
 
             runs = [run("guardrails", "evaluate")]
             # The digest's marts beside what the guardrail run built (those exist and are kept).
