@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def root_cause_line(exc: BaseException) -> str:
-    """The innermost cause of an error, in one line: `Type: first line of its message`."""
-    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+    """What went wrong, in one line (`Type: first line of its message`): the first error of the
+    chain that is not one of Dagster's wrappers."""
+    while type(exc).__name__.startswith("Dagster") and (exc.__cause__ or exc.__context__) is not None:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -42,8 +42,9 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
             return _one_line(user.description)
         error = getattr(data, "error", None)
         if error is not None:
-            # Dagster wraps the user's exception: its cause chain ends at what went wrong.
-            while error.cause is not None:
+            # Dagster wraps the user's exception: the first error of the chain that is not
+            # Dagster's is what went wrong (ours may carry its own cause: its message is the fix).
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
             where = f"step {event.step_key}: " if event.step_key else ""
             return where + _one_line(error.message)

@@ -79,10 +79,10 @@ class PostgresTarget:
         }
 
     def describe(self) -> str:
-        """Where it points, without the password."""
+        """Where it points: server and database, no credentials."""
         if self.is_socket:
-            return f"postgresql://{self.user}@/{self.dbname}?host={self.host}&port={self.port}"
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+            return f"postgresql:///{self.dbname}?host={self.host}&port={self.port}"
+        return f"postgresql://{self.host}:{self.port}/{self.dbname}"
 
 
 def resolve_postgres_url(url: str, environ: Mapping[str, str] | None = None) -> PostgresTarget:

@@ -227,6 +227,7 @@ class Warehouse(ConfigurableResource):
     url: str = Field(description="duckdb:///path.duckdb or postgresql://... (secret: set via EnvVar)")
     schema_name: str = Field(default="analytics", description="Marts schema (WAREHOUSE_SCHEMA)")
     duckdb_memory_limit: str = Field(default="300MB", description="DuckDB memory_limit per connection")
+    duckdb_lock_wait_seconds: float = Field(default=60.0, description="how long to wait for a busy DuckDB file")
 
     _location: WarehouseLocation | None = PrivateAttr(default=None)
 
@@ -267,7 +268,7 @@ class Warehouse(ConfigurableResource):
 
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)
-            raw = _duckdb_connect_retrying(loc.path, read_only)
+            raw = _duckdb_connect_retrying(loc.path, read_only, self.duckdb_lock_wait_seconds)
             conn = WarehouseConnection("duckdb", raw)
             conn.set_duckdb("TimeZone", "UTC")
             # DuckDB's default is 80% of RAM; bounded, it spills instead.

@@ -128,3 +128,25 @@ def test_a_failed_run_says_its_root_cause_in_one_line_and_no_traceback_without_v
     assert "DagsterExecutionStepExecutionError" not in last
     assert "Traceback" not in done.stderr and "Stack Trace:" not in done.stderr and '  File "' not in done.stderr
     assert "pw@secret" not in done.stderr + done.stdout and "pw%40secret" not in done.stderr + done.stdout
+
+
+def test_a_second_writer_on_the_duckdb_file_is_told_in_one_line(tmp_path):
+    """Another process holds the warehouse file (a refresh running): the second says so, naming the
+    file and what to do, instead of a driver's lock error."""
+    from resources.warehouse import Warehouse
+
+    path = tmp_path / "wh.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
+         "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        warehouse = Warehouse(url=f"duckdb:///{path}", duckdb_lock_wait_seconds=0.5)
+        with pytest.raises(RuntimeError) as busy, warehouse.connect():
+            pass
+    finally:
+        holder.communicate("", timeout=30)
+    message = str(busy.value)
+    assert "\n" not in message
+    assert message.startswith(f"warehouse file {path} is locked by another process for over 0s; wait for the running job")
+    assert "WAREHOUSE_URL" in message
