@@ -21,7 +21,15 @@ from pydantic import Field
 
 from assets.extract_api import extract_from_api
 from models.instants import as_utc
-from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, arrow_wire_schema
+from models.source_tables import (
+    LOADED_AT,
+    ONBOARDING_JOURNEY_EVENTS,
+    ONBOARDING_JOURNEYS,
+    ORDERS,
+    SOURCE_TABLES,
+    SourceTable,
+    arrow_wire_schema,
+)
 from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers know them from here too
     ExtractResult,
     ensure_raw_tables,
@@ -44,10 +52,12 @@ def extract_table(
     table: SourceTable,
     lookback: timedelta,
     log=None,
+    full: bool = False,
 ) -> ExtractResult:
-    """Bring one source table up to date in the warehouse (see module docstring)."""
+    """Bring one source table up to date in the warehouse (see module docstring); `full` re-reads
+    the whole table (the resync of the tables that change in place)."""
     started = time.monotonic()
-    result = ExtractResult(table=table.name)
+    result = ExtractResult(table=table.name, full_resync=full)
     raw = f"{warehouse.raw_schema}.{table.name}"
 
     with warehouse.connect() as conn:
@@ -59,7 +69,7 @@ def extract_table(
             conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
         if table.watermark:
             result.watermark_before = _max_instant(conn, raw, table.watermark)
-            if result.watermark_before is not None:
+            if result.watermark_before is not None and not full:
                 result.read_since = result.watermark_before - lookback
         before = conn.fetchone(f"select count(*) from {raw}")[0]
         if table.merge == "insert_new" and conn.kind == "duckdb":
@@ -76,6 +86,48 @@ def extract_table(
             result.watermark_after = _max_instant(conn, raw, table.watermark)
     result.seconds = time.monotonic() - started
     return result
+
+
+# (table that references, its column, table referenced): followed in this order, so an order
+# referenced by a journey fetched by key is fetched too.
+REFERENCES = (
+    (ONBOARDING_JOURNEY_EVENTS, "journey_id", ONBOARDING_JOURNEYS),
+    (ONBOARDING_JOURNEYS, "order_id", ORDERS),
+)
+KEYS_PER_READ = 5_000
+
+
+def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> dict[str, int]:
+    """Fetch by key every journey and order that a warehouse row references and the warehouse
+    lacks; returns rows fetched per table.
+
+    The app stamps `updated_at` when a transaction starts, and it may commit long after: such a
+    row is older than any overlap, so the incremental read never sees it, while the event that
+    references it arrives. A key the source does not have either (a dirty event) is looked up
+    again next run; it is counted by the rejects model, not here."""
+    fetched: dict[str, int] = {}
+    for referrer, column, referenced in REFERENCES:
+        raw_from, raw_to = f"{warehouse.raw_schema}.{referrer.name}", f"{warehouse.raw_schema}.{referenced.name}"
+        with warehouse.connect() as conn:
+            missing = [
+                row[0]
+                for row in conn.fetchall(
+                    f"select distinct r.{column} from {raw_from} r where r.{column} is not null and not exists "
+                    f"(select 1 from {raw_to} t where t.{referenced.key} = r.{column}) order by 1"
+                )
+            ]
+        total = 0
+        for start in range(0, len(missing), KEYS_PER_READ):
+            keys = missing[start : start + KEYS_PER_READ]
+            with warehouse.connect() as conn:
+                result = ExtractResult(table=referenced.name)
+                stage = _load_stage(source, warehouse, conn, referenced, result, keys)
+                before = conn.fetchone(f"select count(*) from {raw_to}")[0]
+                _merge_stage(conn, referenced, raw_to, stage, result)
+                total += conn.fetchone(f"select count(*) from {raw_to}")[0] - before
+                conn.execute(f"drop table if exists {stage}")
+        fetched[referenced.name] = total
+    return fetched
 
 
 def _max_instant(conn: WarehouseConnection, raw: str, column: str) -> datetime | None:
@@ -124,14 +176,19 @@ def _stream_new_rows(
 
 
 def _load_stage(
-    source: SourceDatabase, warehouse: Warehouse, conn: WarehouseConnection, table: SourceTable, result: ExtractResult
+    source: SourceDatabase,
+    warehouse: Warehouse,
+    conn: WarehouseConnection,
+    table: SourceTable,
+    result: ExtractResult,
+    keys: list[str] | None = None,
 ) -> str:
     """The rows read from the source in a scratch table; returns its name.
 
     PostgreSQL: binary COPY through ADBC on a connection of its own (the stage is scratch: a crash
     leaves it to the next run, which drops it first). DuckDB: in this transaction."""
     stage = f"{warehouse.raw_schema}._stage_{table.name}"
-    with source.read_table(table, result.read_since) as reader:
+    with source.read_table(table, result.read_since, keys) as reader:
         if conn.kind == "postgres":
             wire = _cast_stream(reader, arrow_wire_schema(table))
             result.rows_read = warehouse.load_scratch_table(stage, stage_ddl(table, stage, "postgres", True), wire)
@@ -198,7 +255,17 @@ def _count_changed(conn: WarehouseConnection, raw: str, deduped: str, table: Sou
 
 
 class ExtractConfig(dg.Config):
-    lookback_seconds: int | None = Field(default=None, description="seconds re-read before the watermark; overrides EXTRACT_LOOKBACK for this run")
+    lookback_seconds: int | None = Field(
+        default=None, description="seconds re-read before the watermark; overrides EXTRACT_LOOKBACK for this run"
+    )
+    full_resync: bool = Field(
+        default=False,
+        description="re-read orders and journeys whole (the EXTRACT_RESYNC_CRON schedule): repairs any change"
+        " that committed later than the overlap",
+    )
+
+
+RESYNC_RUN_CONFIG = {"ops": {"extract_source": {"config": {"full_resync": True}}}}
 
 
 def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:
@@ -229,15 +296,26 @@ def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:
         if source.kind == "api":
             yield from extract_from_api(context, source, warehouse, selected)
             return
+        results: dict[str, ExtractResult] = {}
         for table in SOURCE_TABLES:
             if table.name not in selected:
                 continue
-            result = extract_table(source, warehouse, table, lookback, log=context.log)
+            full = config.full_resync and table.merge == "upsert_latest"
+            result = extract_table(source, warehouse, table, lookback, log=context.log, full=full)
             context.log.info(
                 f"{table.name}: {result.rows_inserted} new, {result.rows_updated} updated, "
-                f"{result.rows_total} in warehouse ({result.seconds:.2f}s)"
+                f"{result.rows_total} in warehouse ({result.seconds:.2f}s){' (full resync)' if full else ''}"
             )
-            yield dg.MaterializeResult(asset_key=raw_asset_key(table.name), metadata=result.metadata())
+            results[table.name] = result
+        if {ONBOARDING_JOURNEYS.name, ORDERS.name} <= selected:
+            for name, count in fetch_missing_references(source, warehouse).items():
+                if name in results and count:
+                    results[name].fetched_by_key = count
+                    results[name].rows_inserted += count
+                    results[name].rows_total += count
+                    context.log.info(f"{name}: {count} rows fetched by key (referenced, committed late)")
+        for name, result in results.items():
+            yield dg.MaterializeResult(asset_key=raw_asset_key(name), metadata=result.metadata())
 
     return extract_source
 

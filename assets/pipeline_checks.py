@@ -8,6 +8,7 @@ from resources.warehouse import Warehouse
 
 # dagster-dbt prefixes a model in a custom schema with that schema.
 REJECTS_KEY = dg.AssetKey(["staging", "pricing_experiment_payload_rejects"])
+SOURCE_REJECTS_KEY = dg.AssetKey(["staging", "source_row_rejects"])
 # Above this share of rejected pricing-experiment entries the source app is probably broken.
 MAX_REJECTS_RATE = 0.10
 
@@ -35,5 +36,29 @@ def payload_rejects_rate_check(warehouse: Warehouse) -> dg.AssetCheckResult:
             "by_reason": dg.MetadataValue.md(
                 "\n".join(f"- `{r['reason']}`: {r['n']}" for r in rejects) or "_none_"
             ),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=SOURCE_REJECTS_KEY,
+    description="Source rows kept out of the marts (dirty telemetry and orders) or held (events without journey)",
+)
+def source_row_rejects_check(warehouse: Warehouse) -> dg.AssetCheckResult:
+    """Counts per table and reason in the run's metadata; a warning, never a failed run (dirty rows
+    are expected and never act)."""
+    with warehouse.connect(read_only=True) as conn:
+        rejects = conn.fetch_dicts(
+            f"select source_table, reason, count(*) as n from {warehouse.staging_schema}.source_row_rejects "
+            "group by source_table, reason order by source_table, reason"
+        )
+    counts = {f"{r['source_table']}.{r['reason']}": int(r["n"]) for r in rejects}
+    return dg.AssetCheckResult(
+        passed=not counts,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rejected_rows": dg.MetadataValue.int(sum(counts.values())),
+            **{key: dg.MetadataValue.int(n) for key, n in counts.items()},
+            "by_reason": dg.MetadataValue.md("\n".join(f"- `{k}`: {n}" for k, n in counts.items()) or "_none_"),
         },
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
 import warnings
 
@@ -22,8 +24,11 @@ COMMAND_MODULES = (
 
 
 def progress(message: str) -> None:
-    """A progress line for the person at the terminal: stderr, flushed (stdout is for results)."""
-    print(message, file=sys.stderr, flush=True)
+    """A progress line for the person at the terminal: stderr, flushed (stdout is for results);
+    secrets redacted as in every log line."""
+    from orchestration.log_hygiene import redact
+
+    print(redact(message), file=sys.stderr, flush=True)
 
 
 class CommandError(Exception):
@@ -32,7 +37,9 @@ class CommandError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pricing-ops", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, tracebacks and dbt's per-test lines"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -42,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        # Read by the parts that print more when asked (dbt's per-test lines), in this process and
+        # in the subprocesses it starts.
+        os.environ["PRICING_OPS_VERBOSE"] = "1"
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -53,6 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("dagster").propagate = False
     # Storage migrations on a new DAGSTER_HOME are not progress anyone needs to read.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from orchestration.settings import SettingsError, load_settings
+
+    try:
+        # Every setting is checked before any work: a bad one is refused in one line.
+        settings = load_settings()
+    except SettingsError as exc:
+        if args.command == "readyz":  # its stdout is the report: never "ready" with a bad setting
+            print(json.dumps({"ready": False, "checks": [{"name": "settings", "status": "failed",
+                                                          "message": str(exc)}]}, indent=2))
+        print(f"pricing-ops {args.command}: {exc}", file=sys.stderr)
+        return 2
+    from orchestration.log_hygiene import install_log_hygiene
+
+    # No secret in any log line from here on, and no stack trace on stderr unless -v.
+    install_log_hygiene(settings, trim_tracebacks=not args.verbose)
     try:
         result = args.func(args)
     except CommandError as exc:
@@ -64,10 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for the person, the traceback only with --verbose
         if args.verbose:
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"pricing-ops {args.command}: {type(exc).__name__}: {message}", file=sys.stderr)
+        print(f"pricing-ops {args.command}: {root_cause_line(exc)}", file=sys.stderr)
         return 1
     return int(result or 0)
+
+
+def root_cause_line(exc: BaseException) -> str:
+    """What went wrong, in one line (`Type: first line of its message`): the first error of the
+    chain that is not one of Dagster's wrappers."""
+    while type(exc).__name__.startswith("Dagster") and (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 if __name__ == "__main__":

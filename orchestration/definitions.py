@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import digests, export, guardrails, pipeline
+from orchestration.log_hygiene import install_log_hygiene
 from orchestration.resources import shared_resources
 from orchestration.settings import Settings, get_settings
 
@@ -24,4 +25,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(get_settings())
+def _load() -> dg.Definitions:
+    settings = get_settings()
+    # `dagster dev`'s code server and run workers import this module: their logs are redacted too.
+    install_log_hygiene(settings)
+    return build_definitions(settings)
+
+
+defs = _load()

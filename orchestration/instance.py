@@ -44,6 +44,13 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    if settings.DAGSTER_POSTGRES_URL is not None:
+        # The URL resolved as every other client resolves it (socket directory, PG* variables,
+        # driver suffix): SQLAlchemy's psycopg2 would otherwise fill the gaps its own way.
+        from resources.postgres_url import resolve_postgres_url
+
+        url = resolve_postgres_url(settings.DAGSTER_POSTGRES_URL.get_secret_value()).sqlalchemy_url()
+        os.environ["DAGSTER_POSTGRES_URL"] = url
     config = home / "dagster.yaml"
     wanted = instance_yaml(settings)
     if not config.exists() or config.read_text() != wanted:

@@ -31,18 +31,29 @@ def stdout_to_stderr() -> Iterator[None]:
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The user-facing reason of a failed run: a `Failure`'s description, else the error's last line."""
+    """The user-facing reason of a failed run, in one line: a `Failure`'s description, else the
+    root cause of the step's error (not Dagster's "Error occurred while executing op" wrapper)."""
     for event in result.all_events:
         data = event.event_specific_data if event.is_failure else None
         if data is None:
             continue
         user = getattr(data, "user_failure_data", None)
         if user is not None and user.description:
-            return user.description
+            return _one_line(user.description)
         error = getattr(data, "error", None)
         if error is not None:
-            return error.message.strip().splitlines()[-1]
+            # Dagster wraps the user's exception: the first error of the chain that is not
+            # Dagster's is what went wrong (ours may carry its own cause: its message is the fix).
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            where = f"step {event.step_key}: " if event.step_key else ""
+            return where + _one_line(error.message)
     return "see the run's logs in the Dagster UI"
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "(no message)"
 
 
 def run_job(

@@ -8,8 +8,8 @@ from datetime import timedelta
 import dagster as dg
 
 from assets.dbt import build_dbt_assets, dbt_cli_resource
-from assets.extract import build_extract_assets
-from assets.pipeline_checks import payload_rejects_rate_check
+from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
+from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
 
@@ -37,7 +37,7 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Defin
     )
     return dg.Definitions(
         assets=[extract_assets, dbt_models],
-        asset_checks=[*freshness_checks, payload_rejects_rate_check],
+        asset_checks=[*freshness_checks, payload_rejects_rate_check, source_row_rejects_check],
         jobs=[refresh_job],
         schedules=[
             dg.ScheduleDefinition(
@@ -46,7 +46,18 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Defin
                 cron_schedule=settings.REFRESH_CRON,
                 execution_timezone="UTC",
                 default_status=dg.DefaultScheduleStatus.RUNNING,
-            )
+            ),
+            # The refresh with orders and journeys re-read whole: repairs a change that committed
+            # later than EXTRACT_LOOKBACK (run metadata: full_resync, rows_updated).
+            dg.ScheduleDefinition(
+                name="extract_resync_daily",
+                job=refresh_job,
+                cron_schedule=settings.EXTRACT_RESYNC_CRON,
+                execution_timezone="UTC",
+                run_config=RESYNC_RUN_CONFIG,
+                tags={"pricing_ops/extract": "full_resync"},
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            ),
         ],
         sensors=[dg.build_sensor_for_freshness_checks(freshness_checks=freshness_checks)],
         resources={"dbt": dbt_cli_resource()},

@@ -12,10 +12,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.identifiers import schema_name_problem
 from models.slack_format import DEFAULT_APP_BASE_URL
+
+# Settings holding a cron expression (UTC): each is checked and named when invalid.
+CRON_SETTINGS = (
+    "REFRESH_CRON", "EXTRACT_RESYNC_CRON", "ONBOARDING_EXPORT_CRON", "AUTOMATION_DIGEST_CRON", "WEEKLY_DIGEST_CRON",
+)
 
 
 class Settings(BaseSettings):
@@ -34,6 +40,8 @@ class Settings(BaseSettings):
     SOURCE_SCHEMA: str = "public"
     EXTRACT_LOOKBACK: timedelta = timedelta(minutes=10)
     REFRESH_CRON: str = "*/15 * * * *"
+    # Full re-read of the tables that change in place (orders, journeys): repairs late commits.
+    EXTRACT_RESYNC_CRON: str = "0 3 * * *"
     MARTS_FRESHNESS_MINUTES: int = 60
 
     # Guardrails
@@ -60,7 +68,7 @@ class Settings(BaseSettings):
     ONBOARDING_EXPORT_CRON: str = "0 * * * *"
     ONBOARDING_EXPORT_SINK: Literal["webhook", "file", "s3"] = "file"
     ONBOARDING_EXPORT_FORMAT: Literal["ndjson", "csv", "parquet"] = "ndjson"
-    ONBOARDING_EXPORT_BATCH_SIZE: int = Field(default=1000, ge=1)
+    ONBOARDING_EXPORT_BATCH_SIZE: int = 1000
     ANALYTICS_SEGMENTS_WEBHOOK: SecretStr | None = None
     ONBOARDING_EXPORT_DIR: Path | None = None
     ONBOARDING_EXPORT_S3_URI: str | None = None
@@ -82,6 +90,67 @@ class Settings(BaseSettings):
         """Accept plain seconds ("600") besides ISO 8601 durations ("PT10M")."""
         if isinstance(value, str) and value.strip().isdigit():
             return timedelta(seconds=int(value))
+        return value
+
+    @field_validator("EXTRACT_LOOKBACK")
+    @classmethod
+    def _lookback_positive(cls, value: timedelta) -> timedelta:
+        # A zero or negative overlap skips rows that commit late, for good.
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration (the overlap re-read each run); set e.g. PT10M or 600")
+        return value
+
+    @field_validator("WAREHOUSE_SCHEMA")
+    @classmethod
+    def _warehouse_schema(cls, value: str) -> str:
+        problem = schema_name_problem(value, ("_raw", "_staging"))
+        if problem:
+            raise ValueError(f"{problem}; set a name like analytics")
+        return value
+
+    @field_validator("SOURCE_SCHEMA")
+    @classmethod
+    def _source_schema(cls, value: str) -> str:
+        problem = schema_name_problem(value, lower_case_only=False)
+        if problem:
+            raise ValueError(f"{problem}; set the schema the app writes, e.g. public")
+        return value
+
+    @field_validator("ONBOARDING_EXPORT_BATCH_SIZE")
+    @classmethod
+    def _batch_size(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (rows per batch), got {value}; set e.g. 1000")
+        return value
+
+    @field_validator(*CRON_SETTINGS)
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"{value!r} is not a cron expression; set five fields, e.g. '0 3 * * *' (UTC)")
+        return value
+
+    @field_validator("WAREHOUSE_URL")
+    @classmethod
+    def _warehouse_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from resources.warehouse import WarehouseLocation
+
+            try:
+                WarehouseLocation.parse(value.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(str(exc).removeprefix("WAREHOUSE_URL: ")) from None
+        return value
+
+    @field_validator("ONBOARDING_EXPORT_DATABASE_URL", "DAGSTER_POSTGRES_URL")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from resources.postgres_url import resolve_postgres_url
+
+            resolve_postgres_url(value.get_secret_value())  # ValueError names what is wrong, not the URL
         return value
 
     # Derived locations -------------------------------------------------------------------------
@@ -124,6 +193,30 @@ def get_settings() -> Settings:
 
     load_dotenv(".env", override=False)
     return Settings()
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work, in one line: its name, what is wrong, how to fix it."""
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    """Pydantic's report in one line per setting, keeping the setting's name and the fix (never
+    the value of a secret: pydantic shows no input for SecretStr fields, and the messages here
+    never echo a URL)."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"setting {name} {message}" if message.startswith(("must", "is ")) else f"setting {name}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """`get_settings()`, a bad setting raised as a one-line `SettingsError`."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_error_line(exc)) from None
 
 
 def secret(value: SecretStr | None) -> str | None:

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from models import demo_data as plan
 from models.source_tables import (
@@ -33,6 +32,7 @@ from models.source_tables import (
     SourceTable,
     create_table_sql,
 )
+from resources.postgres_url import is_postgres_url, resolve_postgres_url
 from resources.warehouse import WarehouseConnection
 
 US = 1_000_000  # microseconds per second
@@ -515,18 +515,20 @@ def _quote_ident(name: str) -> str:
 
 
 def describe_postgres(url: str, schema: str) -> str:
-    """`postgresql://host:port/db schema s`: no user, no password."""
-    parts = urlsplit(url)
-    return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'} schema {schema}"
+    """`postgresql://user@host:port/db schema s`: no password."""
+    return f"{resolve_postgres_url(url).describe()} schema {schema}"
 
 
 def _libpq_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or not (scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+")):
+    scheme, sep, _ = url.partition("://")
+    if not sep or not is_postgres_url(url):
         raise DemoSourceError(
             "the demo source URL must be a PostgreSQL URL like postgresql://user@host:5432/dbname "
             f"(got a {scheme or 'scheme-less'} URL)")
-    return "postgresql://" + rest
+    try:
+        return resolve_postgres_url(url).libpq_uri()
+    except ValueError as exc:
+        raise DemoSourceError(f"--url: {exc}") from None
 
 
 def _postgres_extras(q: Callable[[str], str]) -> list[str]:
@@ -576,7 +578,7 @@ def _write_postgres(generator: DemoGenerator, dsn: str, schema: str, target: str
 
     if not schema:
         raise DemoSourceError("the demo source schema is empty; set SOURCE_SCHEMA (default public)")
-    password = urlsplit(dsn).password
+    password = resolve_postgres_url(dsn).password
     try:
         pg = psycopg.connect(dsn, options="-c TimeZone=UTC", autocommit=False)
     except psycopg.Error as exc:

@@ -34,6 +34,9 @@ class ExtractResult:
     read_since: datetime | None = None
     loaded_at: datetime | None = None
     seconds: float = 0.0
+    full_resync: bool = False
+    # Rows fetched by key because a loaded row referenced them and the warehouse lacked them.
+    fetched_by_key: int = 0
 
     def metadata(self) -> dict[str, dg.MetadataValue]:
         md: dict[str, dg.MetadataValue] = {
@@ -47,6 +50,10 @@ class ExtractResult:
         }
         if self.loaded_at is not None:
             md["loaded_at"] = dg.MetadataValue.text(format_instant(self.loaded_at))
+        if self.full_resync:
+            md["full_resync"] = dg.MetadataValue.bool(True)
+        if self.fetched_by_key:
+            md["fetched_by_key"] = dg.MetadataValue.int(self.fetched_by_key)
         return md
 
 

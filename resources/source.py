@@ -7,7 +7,7 @@ under the hood). The reporting API has no tables; `resources/reporting_api.py` r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -83,21 +83,28 @@ class SourceDatabase(ConfigurableResource):
             return
         import psycopg
 
-        raw = psycopg.connect(self.database_url, options="-c TimeZone=UTC", autocommit=True)
+        raw = psycopg.connect(libpq_uri(self.database_url or ""), options="-c TimeZone=UTC", autocommit=True)
         try:
             yield WarehouseConnection("postgres", raw)
         finally:
             raw.close()
 
     @contextmanager
-    def read_table(self, table: SourceTable, since: datetime | None) -> Iterator[pa.RecordBatchReader]:
-        """Stream a source table's rows (those with `watermark >= since` when given) as Arrow.
+    def read_table(
+        self, table: SourceTable, since: datetime | None, keys: Sequence[str] | None = None
+    ) -> Iterator[pa.RecordBatchReader]:
+        """Stream a source table's rows (those with `watermark >= since` when given, or those whose
+        key is one of `keys`) as Arrow.
 
         Columns come out as the warehouse loads them: payload as JSON text, money as decimal text
         on Postgres (exact; the warehouse casts it back to numeric(12,2)).
         """
         where = ""
-        if since is not None and table.watermark:
+        if keys is not None:
+            # Keys come from the warehouse (data): each is a quoted literal, never SQL.
+            literals = ", ".join("'" + str(k).replace("'", "''") + "'" for k in keys) or "null"
+            where = f" where {table.key} in ({literals})"
+        elif since is not None and table.watermark:
             where = f" where {table.watermark} >= '{since.isoformat()}'::timestamptz"
         if self.kind == "demo":
             select = ", ".join(_demo_select(c.name, c.duckdb_type) for c in table.columns)

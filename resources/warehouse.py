@@ -17,18 +17,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from resources.postgres_url import is_postgres_url, resolve_postgres_url
+
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def libpq_uri(dsn: str) -> str:
-    """The URL as libpq (ADBC) takes it: a SQLAlchemy driver suffix (postgresql+psycopg) dropped."""
-    return "postgresql://" + dsn.split("://", 1)[1]
+    """The URL as every libpq client (psycopg, ADBC) takes it, resolved once with nothing left to a
+    client's defaults (resources/postgres_url.py: socket directory, PG* variables, driver suffix)."""
+    return resolve_postgres_url(dsn).libpq_uri()
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,11 @@ class WarehouseLocation:
                     "(relative) or duckdb:////var/lib/warehouse.duckdb (absolute)"
                 )
             return cls(kind="duckdb", path=Path(rest).expanduser().resolve())
-        if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            return cls(kind="postgres", dsn=libpq_uri(url))
+        if is_postgres_url(url):
+            try:
+                return cls(kind="postgres", dsn=libpq_uri(url))
+            except ValueError as exc:
+                raise ValueError(f"WAREHOUSE_URL: {exc}") from None
         raise ValueError(
             f"WAREHOUSE_URL: unsupported scheme {scheme!r}; use duckdb:///path.duckdb or postgresql://..."
         )
@@ -61,20 +66,12 @@ class WarehouseLocation:
         """A printable name of the warehouse without any secret."""
         if self.kind == "duckdb":
             return f"duckdb file {self.path}"
-        parts = urlsplit(self.dsn or "")
-        return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        return resolve_postgres_url(self.dsn or "").describe()
 
 
 def pg_connection_parts(dsn: str) -> dict[str, str]:
-    """host/port/user/password/dbname of a postgresql:// URL, for dbt's profile."""
-    parts = urlsplit(dsn)
-    return {
-        "host": parts.hostname or "localhost",
-        "port": str(parts.port or 5432),
-        "user": unquote(parts.username or "postgres"),
-        "password": unquote(parts.password or ""),
-        "dbname": (parts.path or "/postgres").lstrip("/") or "postgres",
-    }
+    """host/port/user/password/dbname/sslmode of a PostgreSQL URL, for dbt's profile."""
+    return resolve_postgres_url(dsn).dbt_profile()
 
 
 class WarehouseConnection:
@@ -230,6 +227,7 @@ class Warehouse(ConfigurableResource):
     url: str = Field(description="duckdb:///path.duckdb or postgresql://... (secret: set via EnvVar)")
     schema_name: str = Field(default="analytics", description="Marts schema (WAREHOUSE_SCHEMA)")
     duckdb_memory_limit: str = Field(default="300MB", description="DuckDB memory_limit per connection")
+    duckdb_lock_wait_seconds: float = Field(default=60.0, description="how long to wait for a busy DuckDB file")
 
     _location: WarehouseLocation | None = PrivateAttr(default=None)
 
@@ -270,7 +268,7 @@ class Warehouse(ConfigurableResource):
 
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)
-            raw = _duckdb_connect_retrying(loc.path, read_only)
+            raw = _duckdb_connect_retrying(loc.path, read_only, self.duckdb_lock_wait_seconds)
             conn = WarehouseConnection("duckdb", raw)
             conn.set_duckdb("TimeZone", "UTC")
             # DuckDB's default is 80% of RAM; bounded, it spills instead.

@@ -63,6 +63,18 @@ def make_pg_database() -> Iterator[Callable[[], str]]:
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+PG_SOCKET_DIR = "/var/run/postgresql"
+
+
+def socket_url(tcp_url: str, form: str = "query") -> str:
+    """The same database as `tcp_url`, over the local socket: `postgresql:///db` (host, port and
+    user left to the environment and libpq's defaults) or `postgresql://user@/db?host=<dir>`."""
+    dbname = tcp_url.rsplit("/", 1)[1]
+    if form == "bare":
+        return f"postgresql:///{dbname}"
+    return f"postgresql://postgres@/{dbname}?host={PG_SOCKET_DIR}"
+
+
 @pytest.fixture
 def pg_url(make_pg_database) -> str:
     return make_pg_database()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import psycopg
 import pytest
+from conftest import socket_url
 
 from orchestration.instance import prepare_dagster_home
 
@@ -22,11 +23,15 @@ def storage_probe():
     count_to_three()
 
 
-def test_a_run_is_recorded_in_postgres_storage(pg_url, make_settings, tmp_path, monkeypatch):
+@pytest.mark.parametrize("connection", ["tcp", "socket"])
+def test_a_run_is_recorded_in_postgres_storage(pg_url, make_settings, tmp_path, monkeypatch, connection):
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", pg_url)  # dagster.yaml reads it from the environment
-    settings = make_settings(DAGSTER_POSTGRES_URL=pg_url)
+    # The socket form leaves host and port to libpq's defaults, and the driver to SQLAlchemy.
+    storage_url = (socket_url(pg_url, "bare").replace("postgresql:///", "postgresql+psycopg://postgres@/")
+                   if connection == "socket" else pg_url)
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", storage_url)  # dagster.yaml reads it from the environment
+    settings = make_settings(DAGSTER_POSTGRES_URL=storage_url)
 
     assert prepare_dagster_home(settings) == home.resolve()
     config = (home / "dagster.yaml").read_text()

@@ -9,6 +9,7 @@ import duckdb
 import pipeline_dataset as ds
 import psycopg
 import pytest
+from conftest import socket_url
 from handmade_source import create_source, insert_rows
 from test_pipeline_embedded import MART_ORDER, MARTS, build_and_refresh
 
@@ -36,12 +37,23 @@ def duck_mart_rows(path, mart: str) -> list[dict]:
         return [{k: v for k, v in zip(names, row) if k != "loaded_at"} for row in cur.fetchall()]
 
 
-def test_postgres_source_and_warehouse_build_the_same_marts_as_duckdb(make_pg_database, make_settings, tmp_path, dbt_manifest):
+@pytest.mark.parametrize("connection", ["tcp", "socket"])
+def test_postgres_source_and_warehouse_build_the_same_marts_as_duckdb(
+    make_pg_database, make_settings, tmp_path, dbt_manifest, monkeypatch, connection
+):
+    """Over TCP and over the local socket (the two socket URL forms: one leaves host, port and
+    user to libpq and PGUSER, one names the socket directory): the same marts."""
     source_url = make_pg_database()
     warehouse_url = make_pg_database()
     write_pg_source(source_url, ds.SOURCE)
 
-    on_postgres = make_settings(ONBOARDING_EXPORT_DATABASE_URL=source_url, WAREHOUSE_URL=warehouse_url)
+    if connection == "socket":
+        monkeypatch.setenv("PGUSER", "postgres")
+        urls = {"ONBOARDING_EXPORT_DATABASE_URL": socket_url(source_url, "bare"),
+                "WAREHOUSE_URL": socket_url(warehouse_url).replace("postgresql://", "postgresql+psycopg://")}
+    else:
+        urls = {"ONBOARDING_EXPORT_DATABASE_URL": source_url, "WAREHOUSE_URL": warehouse_url}
+    on_postgres = make_settings(**urls)
     build_and_refresh(on_postgres)
     on_duckdb = make_settings(ONBOARDING_EXPORT_DATABASE_URL=source_url, DATA_DIR=tmp_path / "duck")
     build_and_refresh(on_duckdb)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from orchestration.cli import progress
+from orchestration.cli import CommandError, progress
 from orchestration.job_runner import run_job
+from orchestration.log_hygiene import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +47,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = run_job("guardrail_evaluation")
     [materialization] = result.asset_materializations_for_node("guardrail_actions")
     meta = {key: value.value for key, value in materialization.metadata.items()}
-    progress(f"run {result.run_id}: {meta['summary']}")
+    # The plan's summary says what was decided; what was delivered is the line after it.
+    summary = one_line(meta["summary"].replace("Warnings sent:", "Warnings planned:"))
+    progress(f"run {result.run_id}: {summary}")
     progress(
         f"deliveries: Slack {meta['slack_sent']} sent, {meta['slack_failed']} failed; app API "
         f"{meta['app_api_sent']} sent, {meta['app_api_failed']} failed; "
@@ -77,6 +80,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         },
     }
     print(json.dumps(outcome))
+    failed = int(meta["slack_failed"]) + int(meta["app_api_failed"])
+    if failed:
+        raise CommandError(
+            f"{failed} deliveries failed (Slack {meta['slack_failed']}, app API {meta['app_api_failed']}; "
+            f"{meta['slack_sent']} Slack and {meta['app_api_sent']} app API sent); they are retried by the next "
+            "run: check the errors above and the Slack/app API settings"
+        )
     return 0
 
 

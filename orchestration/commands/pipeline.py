@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import date
 from typing import Any
 
 from models.marts import MART_TABLES
@@ -60,8 +61,23 @@ def refresh_run_config(as_of_date: str | None) -> dict[str, Any]:
     return {"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of_date}}}}
 
 
+def check_as_of_date(text: str | None) -> str | None:
+    """`--as-of-date` as given when it is a YYYY-MM-DD date, else a one-line `CommandError` (before
+    any work starts)."""
+    if text is None:
+        return None
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--as-of-date {text!r} is not a date; give YYYY-MM-DD (a UTC date), e.g. 2026-12-01") from None
+    if len(text) != 10:
+        raise CommandError(f"--as-of-date {text!r} is not a date; give YYYY-MM-DD (a UTC date), e.g. 2026-12-01")
+    return text
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = get_settings()
+    check_as_of_date(args.as_of_date)
     result = run_job("refresh", refresh_run_config(args.as_of_date))
     progress(f"refresh done (run {result.run_id})")
     print_mart_counts(settings)

@@ -1,3 +1,5 @@
+{#- Sound telemetry windows only: a window ending before it starts or with a negative count never
+    becomes a provider's latest window (listed in source_row_rejects). -#}
 select
     id as telemetry_id,
     cast(provider_id as text) as provider_id,
@@ -10,4 +12,5 @@ select
     replay_total,
     replay_failures,
     recorded_at
-from {{ source('raw', 'provider_guardrail_telemetry') }}
+from {{ source('raw', 'provider_guardrail_telemetry') }} as telemetry
+where {{ telemetry_reject_reason('telemetry') }} is null
