@@ -8,11 +8,10 @@ start of the run (UTC) and the guardrail thresholds from the settings.
 
 
 import json
-import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,9 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from assets.dbt_console import dbt_console
+from assets.dbt_project import DBT_PROJECT_DIR, environment, prepared_project, run_folder, vars_args
 from resources.warehouse import Warehouse
-
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 # The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else (
@@ -38,8 +35,8 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executabl
 )
 
 
-def dbt_cli_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+def dbt_cli_resource(project: DbtProject | None = None) -> DbtCliResource:
+    return DbtCliResource(project_dir=project or DbtProject(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
 
 
 # Marts previewed in the UI (markdown table of their first rows).
@@ -65,26 +62,6 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def dbt_environment(warehouse: Warehouse):
-    """The dbt process reads its connection from the environment (secrets never on the command line)."""
-    return environment(warehouse.dbt_env())
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Environment variables set for the duration of a block, then put back as they were."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_start_date(context: dg.AssetExecutionContext) -> date:
     """The UTC date at the start of the run (contract: the as-of date)."""
     stats = context.instance.get_run_stats(context.run.run_id)
@@ -92,9 +69,10 @@ def run_start_date(context: dg.AssetExecutionContext) -> date:
     return datetime.fromtimestamp(started, UTC).date()
 
 
-def dbt_vars(as_of: date, critical_guardrail_failures: int, critical_replay_failures: int) -> dict[str, Any]:
+def dbt_vars(critical_guardrail_failures: int, critical_replay_failures: int) -> dict[str, Any]:
+    """The `--vars` of every invocation: values fixed by the settings, so the partial parse holds.
+    The as-of date, which changes, goes by environment (`PRICING_OPS_AS_OF_DATE`)."""
     return {
-        "as_of_date": as_of.isoformat(),
         "guardrail_critical_guardrail_failures": critical_guardrail_failures,
         "guardrail_critical_replay_failures": critical_replay_failures,
     }
@@ -125,32 +103,24 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def ensure_manifest() -> Path:
-    """Parse the dbt project when its manifest is missing or older than a model, macro or yml file.
+def build_dbt_assets(
+    critical_guardrail_failures: int,
+    critical_replay_failures: int,
+    parse_env: Mapping[str, str],
+    data_dir: Path,
+) -> tuple[dg.AssetsDefinition, DbtProject]:
+    """The dbt models as one multi-asset, on a manifest parsed once per code version.
 
-    The Dagster definitions read the manifest at load; `dagster dev`, the CLI and the tests all come
-    through here, so none of them can run on a stale graph.
-    """
-    manifest = dbt_project.manifest_path
-    sources = [
-        p
-        for folder in ("models", "macros", "tests")
-        if (DBT_PROJECT_DIR / folder).exists()
-        for p in (DBT_PROJECT_DIR / folder).rglob("*")
-        if p.suffix in (".sql", ".yml", ".yaml")
-    ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
-    if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
-        return manifest
-    dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
-    return manifest
-
-
-def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures: int) -> dg.AssetsDefinition:
-    ensure_manifest()
+    `parse_env` is the dbt environment of the settings' warehouse (a parse made with it seeds that
+    warehouse's partial parse); `data_dir` holds the partial parse and each run's scratch folder."""
+    variables = dbt_vars(critical_guardrail_failures, critical_replay_failures)
+    cache_dir, runs_root = data_dir / "dbt", data_dir / "dbt_runs"
+    project = prepared_project(parse_env, variables, cache_dir)
+    nodes = json.loads(project.manifest_path.read_text())["nodes"]
 
     @dbt_assets(
-        manifest=dbt_project.manifest_path,
-        project=dbt_project,
+        manifest=project.manifest_path,
+        project=project,
         dagster_dbt_translator=TRANSLATOR,
         pool="warehouse_writer",
     )
@@ -158,15 +128,21 @@ def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures:
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
     ):
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
-        variables = dbt_vars(as_of, critical_guardrail_failures, critical_replay_failures)
-        args = ["build", "--vars", json.dumps(variables)]
+        args = ["build", *vars_args(variables)]
         if config.full_refresh:
             args.append("--full-refresh")
-        context.log.info(f"dbt build on {warehouse.describe()} as of {as_of.isoformat()}")
-        with dbt_environment(warehouse):
-            events = list(dbt.cli(args, context=context).stream())
+        context.log.info(
+            f"dbt build on {warehouse.describe()} as of {as_of.isoformat()}"
+            + (" (full refresh)" if config.full_refresh else "")
+        )
+        env = {**warehouse.dbt_env(), "PRICING_OPS_AS_OF_DATE": as_of.isoformat()}
+        started = time.monotonic()
+        with environment(env), run_folder(cache_dir, runs_root, context.run.run_id) as target:
+            with dbt_console(context) as console:
+                events = list(dbt.cli(args, context=context, target_path=target).stream())
+        context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
-        relations = _relations_of(context, events, warehouse)
+        relations = _relations_of(context, events, warehouse, nodes)
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
             if isinstance(event, dg.Output) and extra.get(_key_of(context, event)):
@@ -174,16 +150,17 @@ def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures:
             else:
                 yield event
 
-    return pricing_dbt_models
+    return pricing_dbt_models, project
 
 
 def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
     return context.asset_key_for_output(event.output_name)
 
 
-def _relations_of(context: dg.AssetExecutionContext, events: list, warehouse: Warehouse) -> dict[dg.AssetKey, str]:
+def _relations_of(
+    context: dg.AssetExecutionContext, events: list, warehouse: Warehouse, nodes: Mapping[str, Any]
+) -> dict[dg.AssetKey, str]:
     """`schema.table` of every table (or incremental) model that this invocation materialized."""
-    nodes = json.loads(dbt_project.manifest_path.read_text())["nodes"]
     relations: dict[dg.AssetKey, str] = {}
     for event in events:
         if not isinstance(event, dg.Output):

@@ -12,6 +12,7 @@ from assets.extract import build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
+from resources.warehouse import Warehouse
 
 MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
 
@@ -27,8 +28,11 @@ refresh_job = dg.define_asset_job(
 
 def definitions(settings: Settings) -> dg.Definitions:
     extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK)
-    dbt_models = build_dbt_assets(
-        settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES
+    dbt_models, dbt_project = build_dbt_assets(
+        settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES,
+        settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES,
+        parse_env=Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA).dbt_env(),
+        data_dir=settings.data_dir,
     )
     freshness_checks = dg.build_last_update_freshness_checks(
         assets=MART_KEYS, lower_bound_delta=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES)
@@ -47,5 +51,8 @@ def definitions(settings: Settings) -> dg.Definitions:
             )
         ],
         sensors=[dg.build_sensor_for_freshness_checks(freshness_checks=freshness_checks)],
-        resources={"dbt": dbt_cli_resource()},
+        resources={"dbt": dbt_cli_resource(dbt_project)},
+        # Warehouse jobs have one writer anyway: the UI's ad-hoc materializations run in one
+        # process too, instead of a process per step that each start Python, Dagster and dbt.
+        executor=dg.in_process_executor,
     )
