@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from packaging import version
 
 from assets.dbt_console import dbt_console
 from assets.dbt_project import DBT_PROJECT_DIR, environment, prepared_project, run_folder, vars_args
@@ -35,8 +38,22 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executabl
 )
 
 
+class PricingDbtCli(DbtCliResource):
+    """dagster-dbt's resource without the two costs of each invocation this project does not use:
+    a `dbt --version` subprocess (the version is the installed dbt-core's) and an in-process dbt
+    adapter, which only serves `fetch_row_counts` / `fetch_column_metadata` (the row counts come
+    from `preview_metadata`)."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
 def dbt_cli_resource(project: DbtProject | None = None) -> DbtCliResource:
-    return DbtCliResource(project_dir=project or DbtProject(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
+    return PricingDbtCli(project_dir=project or DbtProject(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
 
 
 # Marts previewed in the UI (markdown table of their first rows).
@@ -44,13 +61,14 @@ PREVIEW_ROWS = 10
 
 
 class PricingDbtTranslator(DagsterDbtTranslator):
-    """Groups by folder (staging, marts) and tags the kind of warehouse."""
+    """Groups by folder (staging and intermediate, marts) and tags the kind of warehouse."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
         fqn = node.get("fqn", [])
-        group = "marts" if "marts" in fqn else "staging" if "staging" in fqn else spec.group_name
+        # Intermediate models live beside staging (same schema, same group: the jobs select groups).
+        group = "marts" if "marts" in fqn else "staging" if {"staging", "intermediate"} & set(fqn) else spec.group_name
         return spec.replace_attributes(group_name=group, kinds={"dbt", "sql"})
 
 
@@ -137,9 +155,12 @@ def build_dbt_assets(
         )
         env = {**warehouse.dbt_env(), "PRICING_OPS_AS_OF_DATE": as_of.isoformat()}
         started = time.monotonic()
-        with environment(env), run_folder(cache_dir, runs_root, context.run.run_id) as target:
-            with dbt_console(context) as console:
-                events = list(dbt.cli(args, context=context, target_path=target).stream())
+        with (
+            environment(env),
+            run_folder(cache_dir, runs_root, context.run.run_id) as target,
+            dbt_console(context) as console,
+        ):
+            events = list(dbt.cli(args, context=context, target_path=target).stream())
         context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
         relations = _relations_of(context, events, warehouse, nodes)
@@ -160,14 +181,15 @@ def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
 def _relations_of(
     context: dg.AssetExecutionContext, events: list, warehouse: Warehouse, nodes: Mapping[str, Any]
 ) -> dict[dg.AssetKey, str]:
-    """`schema.table` of every table (or incremental) model that this invocation materialized."""
+    """`schema.table` of every mart this invocation materialized (the previews BI users look at;
+    staging and intermediate tables are large and nobody reads them row by row)."""
     relations: dict[dg.AssetKey, str] = {}
     for event in events:
         if not isinstance(event, dg.Output):
             continue
         unique_id = getattr(event.metadata.get("unique_id"), "value", event.metadata.get("unique_id"))
         node = nodes.get(str(unique_id), {})
-        if node.get("config", {}).get("materialized") in ("table", "incremental"):
+        if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental"):
             # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
             schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
             relations[_key_of(context, event)] = f"{schema}.{node.get('alias') or node['name']}"

@@ -78,7 +78,8 @@ class DbtConsole(io.TextIOBase):
 
     def summary(self) -> str:
         seconds = max(time.monotonic() - self._started, 1e-6)
-        text = f"{self.done} of {self.total} nodes done ({self.done / seconds:.1f}/s)"
+        # Hooks are numbered apart from the nodes ("1 of 1 OK hook"): the larger count is the nodes'.
+        text = f"{self.done} of {max(self.total, self.done)} nodes and hooks done ({self.done / seconds:.1f}/s)"
         return text + (f", {self.failed} failed" if self.failed else "")
 
 
