@@ -29,7 +29,14 @@ from dagster_dbt import (
 from packaging import version
 
 from assets.dbt_console import dbt_console
-from assets.dbt_project import DBT_PROJECT_DIR, environment, prepared_project, run_folder, vars_args
+from assets.dbt_project import (
+    DBT_PROJECT_DIR,
+    code_version,
+    environment,
+    prepared_project,
+    run_folder,
+    vars_args,
+)
 from resources.warehouse import Warehouse
 
 # The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
@@ -134,6 +141,7 @@ def build_dbt_assets(
     variables = dbt_vars(critical_guardrail_failures, critical_replay_failures)
     cache_dir, runs_root = data_dir / "dbt", data_dir / "dbt_runs"
     project = prepared_project(parse_env, variables, cache_dir)
+    loaded_version = code_version()
     nodes = json.loads(project.manifest_path.read_text())["nodes"]
 
     @dbt_assets(
@@ -160,6 +168,8 @@ def build_dbt_assets(
             run_folder(cache_dir, runs_root, context.run.run_id) as target,
             dbt_console(context) as console,
         ):
+            if code_version() != loaded_version:
+                args += added_nodes_excluded(context, dbt, target, variables, nodes)
             events = list(dbt.cli(args, context=context, target_path=target).stream())
         context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
@@ -172,6 +182,28 @@ def build_dbt_assets(
                 yield event
 
     return pricing_dbt_models, project
+
+
+def added_nodes_excluded(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    target: Path,
+    variables: Mapping[str, Any],
+    loaded_nodes: Mapping[str, Any],
+) -> list[str]:
+    """`--exclude` of the nodes added to the project since the definitions loaded (a seed, a model,
+    a test): dbt would build them and dagster-dbt, whose manifest lacks them, would fail on their
+    results. They run once the code location reloads. The parse seeds this run's partial parse."""
+    dbt.cli(["parse", "--quiet", *vars_args(variables)], target_path=target).wait()
+    current = json.loads((target / "manifest.json").read_text())["nodes"]
+    added = sorted(node["name"] for unique_id, node in current.items() if unique_id not in loaded_nodes)
+    if not added:
+        return []
+    context.log.warning(
+        f"the dbt project changed since the definitions loaded: {len(added)} new node(s) not built "
+        f"in this run ({', '.join(added)}); reload the code location to include them"
+    )
+    return ["--exclude", *added]
 
 
 def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
