@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,12 @@ _DBT_SECONDS = re.compile(r"dbt build: .* in ([0-9.]+) s")
 _DBT_OWN = re.compile(r"Finished running .* \(([0-9.]+)s\)")
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of finished child processes and theirs (the dbt subprocess)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Bench:
     def __init__(self, root: Path):
         self.root = root
@@ -59,19 +66,23 @@ class Bench:
         """One whole process (`pricing-ops ...` or this script's child mode); prints and records it."""
         env = {**os.environ, "DATA_DIR": str(data_dir)}
         env.pop("PRICING_OPS_VERBOSE", None)
+        cpu_before = _children_cpu()
         started = time.perf_counter()
         out = subprocess.run(args, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
         seconds = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
         if out.returncode != 0:
             sys.stderr.write(out.stdout[-3000:] + out.stderr[-6000:])
             raise SystemExit(f"{label}: exit {out.returncode}")
         log = out.stdout + out.stderr
         dbt = _DBT_SECONDS.findall(log)
         own = _DBT_OWN.findall(log)
-        detail = (f"dbt step {float(dbt[-1]):.1f} s" if dbt else "") + (
+        detail = f"cpu {cpu:.1f} s" + (f", dbt step {float(dbt[-1]):.1f} s" if dbt else "") + (
             f", dbt's own {float(own[-1]):.1f} s" if own else "")
         base = f"baseline {BASELINE[baseline]:6.1f} s" if baseline else ""
         print(f"{label:<48} {seconds:7.1f} s   {base:<18} {target:<16} {detail}", flush=True)
+        if os.getloadavg()[0] > (os.cpu_count() or 1) * 1.5:
+            print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall time inflated)")
         self.rows.append((label, seconds, base, target))
         return seconds
 
