@@ -8,12 +8,13 @@ start of the run (UTC) and the guardrail thresholds from the settings.
 
 
 import json
-import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cached_property
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,19 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from packaging import version
 
+from assets.dbt_console import dbt_console
+from assets.dbt_project import (
+    DBT_PROJECT_DIR,
+    code_version,
+    environment,
+    prepared_project,
+    run_folder,
+    vars_args,
+)
 from models.markdown import markdown_table
 from resources.warehouse import Warehouse
-
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 # The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else (
@@ -39,8 +46,22 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executabl
 )
 
 
-def dbt_cli_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+class PricingDbtCli(DbtCliResource):
+    """dagster-dbt's resource without the two costs of each invocation this project does not use:
+    a `dbt --version` subprocess (the version is the installed dbt-core's) and an in-process dbt
+    adapter, which only serves `fetch_row_counts` / `fetch_column_metadata` (the row counts come
+    from `preview_metadata`)."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):
+        return None
+
+
+def dbt_cli_resource(project: DbtProject | None = None) -> DbtCliResource:
+    return PricingDbtCli(project_dir=project or DbtProject(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)
 
 
 # Marts previewed in the UI (markdown table of their first rows).
@@ -48,13 +69,14 @@ PREVIEW_ROWS = 10
 
 
 class PricingDbtTranslator(DagsterDbtTranslator):
-    """Groups by folder (staging, marts) and tags the kind of warehouse."""
+    """Groups by folder (staging and intermediate, marts) and tags the kind of warehouse."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
         fqn = node.get("fqn", [])
-        group = "marts" if "marts" in fqn else "staging" if "staging" in fqn else spec.group_name
+        # Intermediate models live beside staging (same schema, same group: the jobs select groups).
+        group = "marts" if "marts" in fqn else "staging" if {"staging", "intermediate"} & set(fqn) else spec.group_name
         return spec.replace_attributes(group_name=group, kinds={"dbt", "sql"})
 
 
@@ -66,26 +88,6 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def dbt_environment(warehouse: Warehouse):
-    """The dbt process reads its connection from the environment (secrets never on the command line)."""
-    return environment(warehouse.dbt_env())
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Environment variables set for the duration of a block, then put back as they were."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_start_date(context: dg.AssetExecutionContext) -> date:
     """The UTC date at the start of the run (contract: the as-of date)."""
     stats = context.instance.get_run_stats(context.run.run_id)
@@ -93,9 +95,10 @@ def run_start_date(context: dg.AssetExecutionContext) -> date:
     return datetime.fromtimestamp(started, UTC).date()
 
 
-def dbt_vars(as_of: date, critical_guardrail_failures: int, critical_replay_failures: int) -> dict[str, Any]:
+def dbt_vars(critical_guardrail_failures: int, critical_replay_failures: int) -> dict[str, Any]:
+    """The `--vars` of every invocation: values fixed by the settings, so the partial parse holds.
+    The as-of date, which changes, goes by environment (`PRICING_OPS_AS_OF_DATE`)."""
     return {
-        "as_of_date": as_of.isoformat(),
         "guardrail_critical_guardrail_failures": critical_guardrail_failures,
         "guardrail_critical_replay_failures": critical_replay_failures,
     }
@@ -115,47 +118,51 @@ def preview_metadata(warehouse: Warehouse, relations: Mapping[dg.AssetKey, str])
     return out
 
 
-def ensure_manifest() -> Path:
-    """Parse the dbt project when its manifest is missing or older than a model, macro or yml file.
+def build_dbt_assets(
+    critical_guardrail_failures: int,
+    critical_replay_failures: int,
+    parse_env: Mapping[str, str],
+    data_dir: Path,
+) -> tuple[dg.AssetsDefinition, DbtProject]:
+    """The dbt models as one multi-asset, on a manifest parsed once per code version.
 
-    The Dagster definitions read the manifest at load; `dagster dev`, the CLI and the tests all come
-    through here, so none of them can run on a stale graph.
-    """
-    manifest = dbt_project.manifest_path
-    sources = [
-        p
-        for folder in ("models", "macros", "tests")
-        if (DBT_PROJECT_DIR / folder).exists()
-        for p in (DBT_PROJECT_DIR / folder).rglob("*")
-        if p.suffix in (".sql", ".yml", ".yaml")
-    ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
-    if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
-        return manifest
-    dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
-    return manifest
-
-
-def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures: int) -> dg.AssetsDefinition:
-    ensure_manifest()
+    `parse_env` is the dbt environment of the settings' warehouse (a parse made with it seeds that
+    warehouse's partial parse); `data_dir` holds the partial parse and each run's scratch folder."""
+    variables = dbt_vars(critical_guardrail_failures, critical_replay_failures)
+    cache_dir, runs_root = data_dir / "dbt", data_dir / "dbt_runs"
+    project = prepared_project(parse_env, variables, cache_dir)
+    loaded_version = code_version()
+    nodes = json.loads(project.manifest_path.read_text())["nodes"]
 
     @dbt_assets(
-        manifest=dbt_project.manifest_path,
-        project=dbt_project,
+        manifest=project.manifest_path,
+        project=project,
         dagster_dbt_translator=TRANSLATOR,
     )
     def pricing_dbt_models(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
     ):
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
-        variables = dbt_vars(as_of, critical_guardrail_failures, critical_replay_failures)
-        args = ["build", "--vars", json.dumps(variables)]
+        args = ["build", *vars_args(variables)]
         if config.full_refresh:
             args.append("--full-refresh")
-        context.log.info(f"dbt build on {warehouse.describe()} as of {as_of.isoformat()}")
-        with dbt_environment(warehouse):
-            events = list(dbt.cli(args, context=context).stream())
+        context.log.info(
+            f"dbt build on {warehouse.describe()} as of {as_of.isoformat()}"
+            + (" (full refresh)" if config.full_refresh else "")
+        )
+        env = {**warehouse.dbt_env(), "PRICING_OPS_AS_OF_DATE": as_of.isoformat()}
+        started = time.monotonic()
+        with (
+            environment(env),
+            run_folder(cache_dir, runs_root, context.run.run_id) as target,
+            dbt_console(context) as console,
+        ):
+            if code_version() != loaded_version:
+                args += added_nodes_excluded(context, dbt, target, variables, nodes)
+            events = list(dbt.cli(args, context=context, target_path=target).stream())
+        context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
-        relations = _relations_of(context, events, warehouse)
+        relations = _relations_of(context, events, warehouse, nodes)
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
             if isinstance(event, dg.Output) and extra.get(_key_of(context, event)):
@@ -163,23 +170,47 @@ def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures:
             else:
                 yield event
 
-    return pricing_dbt_models
+    return pricing_dbt_models, project
+
+
+def added_nodes_excluded(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    target: Path,
+    variables: Mapping[str, Any],
+    loaded_nodes: Mapping[str, Any],
+) -> list[str]:
+    """`--exclude` of the nodes added to the project since the definitions loaded (a seed, a model,
+    a test): dbt would build them and dagster-dbt, whose manifest lacks them, would fail on their
+    results. They run once the code location reloads. The parse seeds this run's partial parse."""
+    dbt.cli(["parse", "--quiet", *vars_args(variables)], target_path=target).wait()
+    current = json.loads((target / "manifest.json").read_text())["nodes"]
+    added = sorted(node["name"] for unique_id, node in current.items() if unique_id not in loaded_nodes)
+    if not added:
+        return []
+    context.log.warning(
+        f"the dbt project changed since the definitions loaded: {len(added)} new node(s) not built "
+        f"in this run ({', '.join(added)}); reload the code location to include them"
+    )
+    return ["--exclude", *added]
 
 
 def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
     return context.asset_key_for_output(event.output_name)
 
 
-def _relations_of(context: dg.AssetExecutionContext, events: list, warehouse: Warehouse) -> dict[dg.AssetKey, str]:
-    """`schema.table` of every table (or incremental) model that this invocation materialized."""
-    nodes = json.loads(dbt_project.manifest_path.read_text())["nodes"]
+def _relations_of(
+    context: dg.AssetExecutionContext, events: list, warehouse: Warehouse, nodes: Mapping[str, Any]
+) -> dict[dg.AssetKey, str]:
+    """`schema.table` of every mart this invocation materialized (the previews BI users look at;
+    staging and intermediate tables are large and nobody reads them row by row)."""
     relations: dict[dg.AssetKey, str] = {}
     for event in events:
         if not isinstance(event, dg.Output):
             continue
         unique_id = getattr(event.metadata.get("unique_id"), "value", event.metadata.get("unique_id"))
         node = nodes.get(str(unique_id), {})
-        if node.get("config", {}).get("materialized") in ("table", "incremental"):
+        if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental"):
             # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
             schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
             relations[_key_of(context, event)] = f"{schema}.{node.get('alias') or node['name']}"

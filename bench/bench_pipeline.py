@@ -58,8 +58,8 @@ def stage_dbt(data_dir: Path, events: int) -> dict:
     warehouse = Warehouse(url=f"duckdb:///{data_dir / 'warehouse.duckdb'}")
     from datetime import UTC, datetime
 
-    env = {**os.environ, **warehouse.dbt_env()}
-    variables = json.dumps(dbt_vars(datetime.now(UTC).date(), 2, 4))
+    env = {**os.environ, **warehouse.dbt_env(), "PRICING_OPS_AS_OF_DATE": datetime.now(UTC).date().isoformat()}
+    variables = json.dumps(dbt_vars(2, 4))
     subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "build", "--vars", variables, "--quiet",
          "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),

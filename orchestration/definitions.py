@@ -15,9 +15,9 @@ from orchestration.settings import Settings, get_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    dbt_models = pipeline.build_dbt_models(settings)
+    dbt_models, dbt_project = pipeline.build_dbt_models(settings)
     return dg.Definitions.merge(
-        pipeline.definitions(settings, dbt_models),
+        pipeline.definitions(settings, dbt_models, dbt_project),
         guardrails.definitions(settings),
         export.definitions(settings, dbt_models),
         digests.definitions(settings),

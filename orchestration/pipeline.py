@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dagster as dg
+from dagster_dbt import DbtProject
 
 from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
+from resources.warehouse import Warehouse
 
 MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
 
@@ -25,12 +27,18 @@ refresh_job = dg.define_asset_job(
 )
 
 
-def build_dbt_models(settings: Settings) -> dg.AssetsDefinition:
-    """The dbt assets, built once per Definitions: the export keys its upstream mart on them."""
-    return build_dbt_assets(settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES)
+def build_dbt_models(settings: Settings) -> tuple[dg.AssetsDefinition, DbtProject]:
+    """The dbt assets and their project, built once per Definitions: the export keys its upstream
+    mart on the assets, the `dbt` resource runs the project."""
+    return build_dbt_assets(
+        settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES,
+        settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES,
+        parse_env=Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA).dbt_env(),
+        data_dir=settings.data_dir,
+    )
 
 
-def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
+def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project: DbtProject) -> dg.Definitions:
     extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK)
     freshness_checks = dg.build_last_update_freshness_checks(
         assets=MART_KEYS, lower_bound_delta=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES)
@@ -60,5 +68,8 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Defin
             ),
         ],
         sensors=[dg.build_sensor_for_freshness_checks(freshness_checks=freshness_checks)],
-        resources={"dbt": dbt_cli_resource()},
+        resources={"dbt": dbt_cli_resource(dbt_project)},
+        # Warehouse jobs have one writer anyway: the UI's ad-hoc materializations run in one
+        # process too, instead of a process per step that each start Python, Dagster and dbt.
+        executor=dg.in_process_executor,
     )

@@ -95,7 +95,12 @@ def make_settings(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
-    """The dbt manifest the definitions load (parsed once per session when stale)."""
-    from assets.dbt import ensure_manifest
+    """The dbt manifest the definitions load (parsed once per code version)."""
+    from assets.dbt import dbt_vars
+    from assets.dbt_project import prepared_project
+    from orchestration.settings import Settings
 
-    return ensure_manifest()
+    defaults = Settings()
+    variables = dbt_vars(defaults.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, defaults.GUARDRAIL_CRITICAL_REPLAY_FAILURES)
+    parse_env = {"PRICING_OPS_DBT_TARGET": "duckdb", "PRICING_OPS_WAREHOUSE_SCHEMA": defaults.WAREHOUSE_SCHEMA}
+    return prepared_project(parse_env, variables).manifest_path

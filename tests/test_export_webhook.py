@@ -224,7 +224,7 @@ def test_every_run_is_visible_in_dagster_and_notified_on_slack_with_an_escalatio
     try:
         # Built anew, not model_copy'd: Dagster re-creates resources from their constructor config.
         resources["export_notifier"] = ExportNotifier(webhook_url=slack.url, dagster_ui_url=settings.DAGSTER_WEBSERVER_URL)
-        export_asset = build_export_asset(build_dbt_models(settings))
+        export_asset = build_export_asset(build_dbt_models(settings)[0])
         defs = dg.Definitions(assets=[export_asset], jobs=[onboarding_experiment_export], resources=resources)
         job = defs.resolve_job_def("onboarding_experiment_export")
         with dg.instance_for_test() as instance:

@@ -47,10 +47,14 @@
 
 
 {# The as-of date of the run as a SQL date literal: var `as_of_date` ('YYYY-MM-DD') when set, else
-   the UTC date at the start of the run. A literal, so every model of one run agrees on it even
-   across midnight. #}
+   env PRICING_OPS_AS_OF_DATE (what the Dagster asset passes: an env var keeps dbt's partial parse,
+   a changed --vars would throw it away), else the UTC date at the start of the run. A literal, so
+   every model of one run agrees on it even across midnight. #}
 {% macro as_of_date() -%}
   {%- set value = var('as_of_date', none) -%}
+  {%- if value is none or (value | string | trim) == '' -%}
+    {%- set value = env_var('PRICING_OPS_AS_OF_DATE', '') -%}
+  {%- endif -%}
   {%- if value is none or (value | string | trim) == '' -%}
     {%- set value = run_started_at.astimezone(modules.pytz.utc).strftime('%Y-%m-%d') -%}
   {%- else -%}

@@ -20,6 +20,16 @@
 {%- endmacro %}
 
 
+{# One value of a `json_get_fields(json_expr, keys)` list, by its key: `json_field('fields', keys,
+   'slug')`, so models name the field they read (the list stays one parse of the object). #}
+{% macro json_field(fields_expr, keys, key) -%}
+  {%- if key not in keys -%}
+    {{ exceptions.raise_compiler_error("json_field: '" ~ key ~ "' is not one of " ~ keys) }}
+  {%- endif -%}
+  {{ fields_expr }}[{{ keys.index(key) + 1 }}]
+{%- endmacro %}
+
+
 {# The JSON kind of a value, one vocabulary on both engines:
    'null' | 'boolean' | 'number' | 'string' | 'array' | 'object'; SQL null when absent. #}
 {% macro json_kind(json_expr) -%}

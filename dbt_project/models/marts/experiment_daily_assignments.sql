@@ -1,6 +1,14 @@
 {#- One row per slug and UTC day, from the slug's first exposure day through the as-of date (var
     as_of_date), zeros included. Exposures after the as-of date are left out; a late event counts
     on the day it happened (recorded_at), not the day it arrived. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched('slug', touched_slugs(depends_on_as_of_date=true)) }}",
+    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
+) }}
+-- depends_on: {{ ref('int_journey_order_state') }}
 with exposure_days as (
 
     select
@@ -8,6 +16,9 @@ with exposure_days as (
         journey_id,
         {{ utc_date('recorded_at') }} as activity_date
     from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    {%- if is_incremental() %}
+    where slug in ({{ touched_slugs(depends_on_as_of_date=true) }})
+    {%- endif %}
 
 ),
 

@@ -1,6 +1,17 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
+    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
+) }}
+-- depends_on: {{ ref('int_journey_order_state') }}
 with exposures as (
 
     select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    {%- if is_incremental() %}
+    where slug in ({{ touched_slugs() }})
+    {%- endif %}
 
 )
 

@@ -1,8 +1,19 @@
 {#- One row per variant ever exposed. journey_count counts journeys whose CURRENT variant for the
     slug is this one: the variant of their latest exposure (greatest recorded_at, then event id). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
+    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
+) }}
+-- depends_on: {{ ref('int_journey_order_state') }}
 with exposures as (
 
     select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    {%- if is_incremental() %}
+    where slug in ({{ touched_slugs() }})
+    {%- endif %}
 
 ),
 

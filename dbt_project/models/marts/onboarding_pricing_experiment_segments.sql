@@ -3,11 +3,20 @@
 {#- The export job reads keyset windows in (loaded_at, event_id, slug) order: on Postgres an index
     turns each window into a range scan. DuckDB's zone maps already skip blocks on loaded_at. -#}
 {{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched('journey_id', touched_journeys()) }}",
+    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"],
     indexes=([{'columns': ['loaded_at', 'event_id']}] if target.type == 'postgres' else [])
 ) }}
+-- depends_on: {{ ref('int_journey_order_state') }}
 with exposures as (
 
     select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    {%- if is_incremental() %}
+    where journey_id in ({{ touched_journeys() }})
+    {%- endif %}
 
 ),
 

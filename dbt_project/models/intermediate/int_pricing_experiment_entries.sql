@@ -3,12 +3,16 @@
   candidate entry of every pricing_experiment_segment event, with `reason` null for an exposure
   and a reason code for a reject. One row per event when the event has no usable list
   (entry_index null), else one row per list entry (entry_index 1-based).
-  A table, not a view: the exposures and the rejects both read it.
+  Incremental on `loaded_at` (events are append-only and each load stamps a later instant): a run
+  parses only the events loaded since the last one. A table: the exposures and the rejects read it.
 -#}
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
     pre_hook="{{ create_try_parse_json_function() }}"
 ) }}
+{%- set payload_keys = ['pricingExperiments', 'surface'] %}
 {%- set entry_keys = ['slug', 'variantKey', 'variantName', 'isControl', 'assignmentStrategy', 'featureFlagKey'] %}
 
 with segment_events as (
@@ -21,9 +25,12 @@ with segment_events as (
         ingested_at,
         loaded_at,
         {{ json_kind('payload') }} as payload_kind,
-        {{ json_get_fields('payload', ['pricingExperiments', 'surface']) }} as payload_fields
+        {{ json_get_fields('payload', payload_keys) }} as payload_fields
     from {{ ref('stg_raw__onboarding_journey_events') }}
     where event_type = 'pricing_experiment_segment'
+    {%- if is_incremental() %}
+        and {{ loaded_since_last_run("loaded_at") }}
+    {%- endif %}
 
 ),
 
@@ -31,9 +38,9 @@ typed_events as (
 
     select
         segment_events.*,
-        payload_fields[1] as experiments,
-        {{ json_kind('payload_fields[1]') }} as experiments_kind,
-        {{ json_string_value('payload_fields[2]') }} as surface
+        {{ json_field('payload_fields', payload_keys, 'pricingExperiments') }} as experiments,
+        {{ json_kind(json_field('payload_fields', payload_keys, 'pricingExperiments')) }} as experiments_kind,
+        {{ json_string_value(json_field('payload_fields', payload_keys, 'surface')) }} as surface
     from segment_events
 
 ),
@@ -119,12 +126,12 @@ entry_values as (
 
     select
         entries.*,
-        entry_fields[1] as slug_json,
-        entry_fields[2] as variant_key_json,
-        entry_fields[3] as variant_name_json,
-        entry_fields[4] as is_control_json,
-        entry_fields[5] as assignment_strategy_json,
-        entry_fields[6] as feature_flag_key_json
+        {{ json_field('entry_fields', entry_keys, 'slug') }} as slug_json,
+        {{ json_field('entry_fields', entry_keys, 'variantKey') }} as variant_key_json,
+        {{ json_field('entry_fields', entry_keys, 'variantName') }} as variant_name_json,
+        {{ json_field('entry_fields', entry_keys, 'isControl') }} as is_control_json,
+        {{ json_field('entry_fields', entry_keys, 'assignmentStrategy') }} as assignment_strategy_json,
+        {{ json_field('entry_fields', entry_keys, 'featureFlagKey') }} as feature_flag_key_json
     from entries
 
 ),

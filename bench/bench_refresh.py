@@ -1,0 +1,258 @@
+"""Benchmark: what a refresh costs with nothing new, with new events, in full, and the demo's first and
+second run, each as a whole process (start-up, definitions, extract, dbt, exit), beside its baseline.
+
+    uv run python bench/bench_refresh.py                      # the acceptance sizes (5M takes a while)
+    uv run python bench/bench_refresh.py --small 20000 --large 100000 --history 300000 --new 10000 \\
+        --demo-events 50000                                   # a quick pass
+    uv run python bench/bench_refresh.py --only nothing-new,mart
+
+Sections (--only): nothing-new (refresh with nothing new on --small and --large history), new
+(--new events on --history, and the same events on an empty warehouse), full (full rebuild vs
+incremental on --history), demo (`pricing-ops demo` in a fresh data folder with no dbt parse, then
+again), mart (one mart materialized through Dagster's implicit asset job, as the UI launches it).
+Every run uses the embedded default: the demo source (DuckDB file) and a DuckDB warehouse, in a
+temporary DATA_DIR. Baselines are the figures measured before incremental dbt (issue 11,
+docs in ../shared/performance-notes.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PRICING_OPS = str(Path(sys.executable).parent / "pricing-ops")
+# Before this work (same machine class): seconds.
+BASELINE = {
+    "nothing-new small": 43.7,  # 100k history (Postgres source; 35-45 s on the embedded default)
+    "nothing-new large": 58.6,  # 1M history
+    "new on history": 63.4,  # 50k new on 1M history (5M was not measured: it grows with history)
+    "demo first": 100.0,
+    "demo second": 80.0,
+    "mart": 94.0,
+}
+SECTIONS = ("nothing-new", "new", "full", "demo", "mart")
+_DBT_SECONDS = re.compile(r"dbt build: .* in ([0-9.]+) s")
+_DBT_OWN = re.compile(r"Finished running .* \(([0-9.]+)s\)")
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of finished child processes and theirs (the dbt subprocess)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Bench:
+    def __init__(self, root: Path):
+        self.root = root
+        self.rows: list[tuple[str, float, str, str]] = []
+
+    def data_dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def run(self, label: str, data_dir: Path, args: list[str], baseline: str | None = None, target: str = "") -> float:
+        """One whole process (`pricing-ops ...` or this script's child mode); prints and records it."""
+        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        env.pop("PRICING_OPS_VERBOSE", None)
+        cpu_before = _children_cpu()
+        started = time.perf_counter()
+        out = subprocess.run(args, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
+        seconds = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
+        if out.returncode != 0:
+            sys.stderr.write(out.stdout[-3000:] + out.stderr[-6000:])
+            raise SystemExit(f"{label}: exit {out.returncode}")
+        log = out.stdout + out.stderr
+        dbt = _DBT_SECONDS.findall(log)
+        own = _DBT_OWN.findall(log)
+        detail = f"cpu {cpu:.1f} s" + (f", dbt step {float(dbt[-1]):.1f} s" if dbt else "") + (
+            f", dbt's own {float(own[-1]):.1f} s" if own else "")
+        base = f"baseline {BASELINE[baseline]:6.1f} s" if baseline else ""
+        print(f"{label:<48} {seconds:7.1f} s   {base:<18} {target:<16} {detail}", flush=True)
+        if os.getloadavg()[0] > (os.cpu_count() or 1) * 1.5:
+            print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall time inflated)")
+        self.rows.append((label, seconds, base, target))
+        return seconds
+
+
+def write_source(data_dir: Path, events: int) -> None:
+    from resources.demo_source import write_demo_source
+
+    write_demo_source(events=events, seed=7, duckdb_path=data_dir / "demo_source.duckdb", progress=lambda m: None)
+
+
+def hold_back(data_dir: Path, count: int) -> None:
+    """Move the `count` newest events of the source aside (`held_events`): history without them."""
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "demo_source.duckdb")) as conn:
+        conn.execute(f"create or replace table held_events as select * from onboarding_journey_events "
+                     f"order by id desc limit {count}")
+        conn.execute("delete from onboarding_journey_events where id in (select id from held_events)")
+
+
+def release(data_dir: Path) -> None:
+    """The held events arrive now (ingested_at = now, as new rows of the app would)."""
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "demo_source.duckdb")) as conn:
+        conn.execute("insert into onboarding_journey_events select * replace (now() as ingested_at) from held_events")
+        conn.execute("drop table held_events")
+
+
+def only_held(source_dir: Path, data_dir: Path) -> None:
+    """A source with just the held events and the journeys, orders and providers they reference."""
+    import duckdb
+
+    shutil.copy(source_dir / "demo_source.duckdb", data_dir / "demo_source.duckdb")
+    with duckdb.connect(str(data_dir / "demo_source.duckdb")) as conn:
+        conn.execute("delete from onboarding_journey_events")
+        conn.execute("insert into onboarding_journey_events select * replace (now() as ingested_at) from held_events")
+        conn.execute("delete from onboarding_journeys where id not in (select journey_id from onboarding_journey_events)")
+        conn.execute("delete from orders where id not in (select order_id from onboarding_journeys)")
+        conn.execute("drop table held_events")
+
+
+def refresh(bench: Bench, label: str, data_dir: Path, baseline: str | None = None, target: str = "") -> float:
+    return bench.run(label, data_dir, [PRICING_OPS, "refresh"], baseline, target)
+
+
+def section_nothing_new(bench: Bench, args) -> None:
+    figures = {}
+    for size_name, events in (("small", args.small), ("large", args.large)):
+        data = bench.data_dir(f"nothing-new-{events}")
+        write_source(data, events)
+        refresh(bench, f"first refresh, {events:,} events (full build)", data)
+        refresh(bench, f"refresh again, {events:,} events of history", data)  # warm caches
+        figures[size_name] = refresh(
+            bench, f"refresh with nothing new, {events:,} history", data, f"nothing-new {size_name}",
+            "target < 8 s" if size_name == "large" else "")
+    ratio = figures["large"] / figures["small"]
+    print(f"  nothing new: {args.large:,} vs {args.small:,} history = {ratio:.2f}x (target <= 1.5x)")
+
+
+def section_new(bench: Bench, args) -> None:
+    data = bench.data_dir(f"new-{args.history}")
+    write_source(data, args.history + args.new)
+    hold_back(data, args.new)
+    refresh(bench, f"first refresh, {args.history:,} events (full build)", data)
+    refresh(bench, f"refresh with nothing new, {args.history:,} history", data)
+    empty = bench.data_dir(f"new-empty-{args.new}")
+    only_held(data, empty)
+    on_empty = refresh(bench, f"{args.new:,} new events on an empty warehouse", empty)
+    release(data)
+    on_history = refresh(bench, f"{args.new:,} new events on {args.history:,} history", data, "new on history",
+                         "target < 20 s")
+    print(f"  {args.new:,} new: on history / on empty = {on_history / on_empty:.2f}x (target <= 3x)")
+    bench.new_data_dir = data
+
+
+def section_full(bench: Bench, args) -> None:
+    data = getattr(bench, "new_data_dir", None)
+    if data is None:
+        data = bench.data_dir(f"full-{args.history}")
+        write_source(data, args.history)
+        refresh(bench, f"first refresh, {args.history:,} events (full build)", data)
+    child = [sys.executable, __file__, "--child-refresh"]
+    incremental = bench.run(f"incremental refresh, {args.history:,} history", data, child)
+    full = bench.run(f"full refresh (--full-refresh), {args.history:,} history", data, [*child, "--full-refresh"])
+    print(f"  full rebuild {full:.1f} s vs incremental {incremental:.1f} s on the same history")
+
+
+def section_demo(bench: Bench, args) -> None:
+    from assets.dbt_project import PARSE_ROOT
+
+    data = bench.data_dir("demo")
+    shutil.rmtree(PARSE_ROOT, ignore_errors=True)  # as on a fresh clone: no parse yet
+    cmd = [PRICING_OPS, "demo", "--events", str(args.demo_events)]
+    bench.run(f"pricing-ops demo, fresh ({args.demo_events:,} events)", data, cmd, "demo first", "target < 40 s")
+    bench.run("pricing-ops demo, second run", data, cmd, "demo second", "target < 15 s")
+    bench.demo_data_dir = data
+
+
+def section_mart(bench: Bench, args) -> None:
+    data = getattr(bench, "demo_data_dir", None)
+    if data is None:
+        data = bench.data_dir("mart")
+        write_source(data, args.demo_events)
+        refresh(bench, f"first refresh, {args.demo_events:,} events", data)
+    bench.run("one mart materialized through Dagster", data, [sys.executable, __file__, "--child-mart"], "mart",
+              "target < 15 s")
+
+
+def child_refresh(full_refresh: bool) -> None:
+    """The refresh job through the CLI's runner, optionally with DbtBuildConfig.full_refresh."""
+    from orchestration.job_runner import run_job
+
+    config = {"ops": {"pricing_dbt_models": {"config": {"full_refresh": full_refresh}}}}
+    run_job("refresh", config)
+
+
+def child_mart() -> None:
+    """experiment_slug_summary alone, through the implicit asset job with the Definitions' executor
+    (what the UI's Materialize button launches), recorded in the data folder's Dagster instance."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.instance import prepare_dagster_home
+    from orchestration.settings import get_settings
+
+    prepare_dagster_home(get_settings())
+    job = defs.resolve_implicit_global_asset_job_def()
+    print(f"executor: {job.executor_def.name}")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(asset_selection=[dg.AssetKey("experiment_slug_summary")], instance=instance)
+    assert result.success
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--small", type=int, default=100_000, help="smaller history for nothing-new")
+    parser.add_argument("--large", type=int, default=1_000_000, help="larger history for nothing-new")
+    parser.add_argument("--history", type=int, default=5_000_000, help="history for new events and full")
+    parser.add_argument("--new", type=int, default=50_000, help="new events")
+    parser.add_argument("--demo-events", type=int, default=200_000)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument("--keep", action="store_true", help="keep the data folders (printed)")
+    parser.add_argument("--child-refresh", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--full-refresh", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-mart", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_refresh:
+        return child_refresh(args.full_refresh)
+    if args.child_mart:
+        return child_mart()
+
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    root = Path(tempfile.mkdtemp(prefix="bench_refresh_"))
+    print(f"{'run (whole process)':<48} {'wall':>9}   {'baseline':<18} {'target':<16} detail")
+    try:
+        bench = Bench(root)
+        for name in SECTIONS:
+            if name in sections:
+                globals()[f"section_{name.replace('-', '_')}"](bench, args)
+    finally:
+        if args.keep:
+            print(f"data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

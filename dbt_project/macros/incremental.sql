@@ -1,0 +1,102 @@
+{#-
+  Incremental marts: a run recomputes only what new or changed rows touch.
+
+  What changed since a mart last ran is read from two append-only clocks:
+  - exposures.loaded_at: the load that brought an event (late events and late-committed rows
+    included: they are stamped when they arrive, whatever their recorded_at or id);
+  - int_journey_order_state.changed_at: the run that saw a journey's or its order's current
+    values change (status, currency, a late-committed update, a journey or order arriving late).
+  Each incremental mart keeps its own watermark (the clocks as it last saw them, and the as-of date)
+  in `<schema>_staging.incremental_watermarks`, written by its post-hook in the same transaction
+  as its rows: a mart that fails or is not selected keeps its old watermark and catches up on its
+  next run. No watermark (first run, or a table built before this existed): everything is touched.
+  A full refresh rebuilds from all rows (is_incremental() is false) and records the watermark.
+-#}
+
+{% macro incremental_watermarks_relation() -%}
+  {{ adapter.quote(target.schema ~ '_staging') }}.incremental_watermarks
+{%- endmacro %}
+
+
+{# on-run-start (two hooks, one statement each): the watermark table and its schema exist before
+   any model reads them. #}
+{% macro create_incremental_watermarks_schema() -%}
+  create schema if not exists {{ adapter.quote(target.schema ~ '_staging') }}
+{%- endmacro %}
+
+{% macro create_incremental_watermarks() -%}
+  create table if not exists {{ incremental_watermarks_relation() }} (
+    model_name text not null,
+    exposures_through timestamptz,
+    journeys_through timestamptz,
+    as_of_date date
+  )
+{%- endmacro %}
+
+
+{# `<column> > max(<column>)` of this model: the rows loaded since its last run (append-only
+   inputs; a batch shares one loaded_at, written whole or not at all). #}
+{% macro loaded_since_last_run(column) -%}
+  {{ column }} > coalesce((select max({{ column }}) from {{ this }}), cast('1900-01-01 00:00:00+00' as timestamptz))
+{%- endmacro %}
+
+
+{% macro _watermark(column) -%}
+  (select max({{ column }}) from {{ incremental_watermarks_relation() }} where model_name = '{{ this.identifier }}')
+{%- endmacro %}
+
+
+{# Journeys whose mart rows may differ from the last run's: a new exposure, or a change of the
+   journey or its order. Everything when this mart has no watermark. #}
+{% macro touched_journeys() -%}
+  select exposures.journey_id
+  from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
+  where {{ _watermark('exposures_through') }} is null
+      or exposures.loaded_at > {{ _watermark('exposures_through') }}
+  union
+  select journey_state.journey_id
+  from {{ ref('int_journey_order_state') }} as journey_state
+  where {{ _watermark('journeys_through') }} is null
+      or journey_state.changed_at > {{ _watermark('journeys_through') }}
+{%- endmacro %}
+
+
+{# Slugs those journeys were exposed to (and every slug when the as-of date moved, for marts that
+   depend on it). #}
+{% macro touched_slugs(depends_on_as_of_date=false) -%}
+  select distinct exposures.slug
+  from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
+  where exposures.journey_id in ({{ touched_journeys() }})
+  {%- if depends_on_as_of_date %}
+      or {{ _watermark('as_of_date') }} is null
+      or {{ _watermark('as_of_date') }} <> {{ as_of_date() }}
+  {%- endif %}
+{%- endmacro %}
+
+
+{# pre-hook: remove the rows about to be recomputed (a key that no longer yields rows goes too). #}
+{% macro delete_touched(column, touched_sql) -%}
+  {%- if is_incremental() -%}
+    delete from {{ this }} where {{ column }} in ({{ touched_sql }})
+  {%- endif -%}
+{%- endmacro %}
+
+
+{# post-hooks (two statements, each engine runs one per call): this mart has now seen the clocks
+   as they are. Hooks are strings in the model's config, rendered when the model runs:
+     pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
+     post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
+   and the model names `-- depends_on: {{ ref('int_journey_order_state') }}` (refs read only in
+   an is_incremental() branch are invisible to the parse). #}
+{% macro clear_watermark() -%}
+  delete from {{ incremental_watermarks_relation() }} where model_name = '{{ this.identifier }}'
+{%- endmacro %}
+
+{% macro record_watermark() -%}
+  insert into {{ incremental_watermarks_relation() }} (model_name, exposures_through, journeys_through, as_of_date)
+  select
+    '{{ this.identifier }}',
+    (select max(loaded_at) from {{ ref('stg_raw__pricing_experiment_exposures') }}),
+    (select max(changed_at) from {{ ref('int_journey_order_state') }}),
+    {{ as_of_date() }}
+{%- endmacro %}

@@ -1,0 +1,117 @@
+"""Incremental dbt gives the marts a full rebuild gives.
+
+The hand-written dataset of test_dbt_models arrives in three loads, as the extract would bring it:
+new events, a late event (old recorded_at), a late-committed event (a smaller id than rows already
+loaded, arriving after them), journeys and orders that arrive late, and status and currency changes
+in place. After each incremental build the marts must equal what `dbt build --full-refresh` makes
+of the same raw rows, on DuckDB and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+from dbt_helpers import load_raw_tables, parse_manifest, run_dbt, table_rows
+from test_dbt_models import DBT_VARS, EVENTS, JOURNEYS, MARTS, ORDERS, PROVIDERS, SCHEMA, TELEMETRY
+
+from resources.warehouse import Warehouse
+
+pytestmark = pytest.mark.xdist_group("dbt_incremental")
+
+LATE_COMMITTED = {3}  # a small id that becomes visible after larger ones were loaded
+LOAD_1 = "2026-03-06T00:00:00Z"
+LOAD_2 = "2026-03-06T01:00:00Z"
+LOAD_3 = "2026-03-06T02:00:00Z"
+COMPARED = [f"{SCHEMA}.{name}" for name in MARTS] + [
+    f"{SCHEMA}_staging.stg_raw__pricing_experiment_exposures",
+    f"{SCHEMA}_staging.pricing_experiment_payload_rejects",
+]
+
+
+def _with(row: dict, **changes) -> dict:
+    return {**row, **changes}
+
+
+def _by_id(rows: list[dict], id_: str) -> dict:
+    return next(row for row in rows if row["id"] == id_)
+
+
+def _events(ids: set[int], loaded: str) -> list[dict]:
+    return [_with(e, loaded_at=loaded) for e in EVENTS if e["id"] in ids]
+
+
+def _replace(warehouse: Warehouse, table: str, rows: list[dict]) -> None:
+    """An in-place change as the extract's upsert leaves it: the row's latest version."""
+    with warehouse.connect() as conn:
+        for row in rows:
+            conn.execute(f"delete from {warehouse.raw_schema}.{table} where id = :id", {"id": row["id"]})
+    load_raw_tables(warehouse, {table: rows})
+
+
+def _loads(warehouse: Warehouse):
+    """The three loads, applied one at a time (a generator: build between them)."""
+    first = {e["id"] for e in EVENTS if e["id"] <= 8} - LATE_COMMITTED
+    rest = {e["id"] for e in EVENTS} - first - LATE_COMMITTED
+    # 1: history so far; o4, j5 and j8 have not reached the warehouse yet.
+    load_raw_tables(warehouse, {
+        "fulfillment_providers": PROVIDERS,
+        "orders": [o for o in ORDERS if o["id"] != "o4"],
+        "onboarding_journeys": [j for j in JOURNEYS if j["id"] not in ("j5", "j8")],
+        "onboarding_journey_events": _events(first, LOAD_1),
+        "provider_guardrail_telemetry": TELEMETRY,
+    })
+    yield "first load"
+    # 2: new and late events; o4 and j5 arrive; j1 completes, the refunded o2 is paid again.
+    load_raw_tables(warehouse, {
+        "orders": [_by_id(ORDERS, "o4")],
+        "onboarding_journeys": [_by_id(JOURNEYS, "j5")],
+        "onboarding_journey_events": _events(rest, LOAD_2),
+    })
+    _replace(warehouse, "onboarding_journeys", [_with(_by_id(JOURNEYS, "j1"), status="completed")])
+    _replace(warehouse, "orders", [_with(_by_id(ORDERS, "o2"), status="paid")])
+    yield "new events, late events, late journey and order, status changes"
+    # 3: the late-committed event; j8 arrives with an old updated_at; o3 changes currency, o1 is refunded.
+    load_raw_tables(warehouse, {
+        "onboarding_journeys": [_by_id(JOURNEYS, "j8")],
+        "onboarding_journey_events": _events(LATE_COMMITTED, LOAD_3),
+    })
+    _replace(warehouse, "orders", [
+        _with(_by_id(ORDERS, "o3"), currency="USD"),
+        _with(_by_id(ORDERS, "o1"), status="refunded"),
+    ])
+    yield "late-committed event, late journey, currency and status change"
+
+
+def _snapshot(warehouse: Warehouse) -> dict[str, list[dict]]:
+    return {relation: table_rows(warehouse, relation) for relation in COMPARED}
+
+
+def _assert_incremental_equals_full_refresh(incremental: Warehouse, full: Warehouse, work) -> None:
+    """The same loads on two warehouses: one built incrementally, one rebuilt in full each time."""
+    manifests: dict[str, object] = {}
+    for step, _ in zip(_loads(incremental), _loads(full), strict=True):
+        if not manifests:
+            # One per database on Postgres (the manifest names it); DuckDB's are the same file name.
+            manifests["incremental"] = parse_manifest(incremental, work)
+            manifests["full"] = manifests["incremental"] if full.kind == "duckdb" else parse_manifest(full, work)
+        run_dbt(incremental, ["build"], work, DBT_VARS, manifest=manifests["incremental"])
+        run_dbt(full, ["build", "--full-refresh"], work, DBT_VARS, manifest=manifests["full"])
+        built, rebuilt = _snapshot(incremental), _snapshot(full)
+        for relation in COMPARED:
+            assert built[relation] == rebuilt[relation], f"{relation} after {step}"
+            assert rebuilt[relation], f"{relation} is empty after {step}: the comparison would prove nothing"
+
+
+def test_incremental_equals_full_refresh_on_duckdb(tmp_path):
+    # Same file name in both: DuckDB names the database after the file, and the manifest is shared.
+    warehouses = []
+    for name in ("incremental", "full"):
+        (tmp_path / name).mkdir()
+        warehouses.append(Warehouse(url=f"duckdb:///{tmp_path / name / 'warehouse.duckdb'}", schema_name=SCHEMA))
+    _assert_incremental_equals_full_refresh(*warehouses, tmp_path)
+
+
+@pytest.mark.postgres
+def test_incremental_equals_full_refresh_on_postgres(make_pg_database, tmp_path):
+    incremental = Warehouse(url=make_pg_database(), schema_name=SCHEMA)
+    full = Warehouse(url=make_pg_database(), schema_name=SCHEMA)
+    _assert_incremental_equals_full_refresh(incremental, full, tmp_path)
