@@ -128,23 +128,35 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def ensure_manifest() -> Path:
-    """Parse the dbt project when its manifest is missing or older than a model, macro or yml file.
+    """Parse the dbt project when its manifest is missing or older than a project file.
 
     The Dagster definitions read the manifest at load; `dagster dev`, the CLI and the tests all come
     through here, so none of them can run on a stale graph.
     """
     manifest = dbt_project.manifest_path
-    sources = [
-        p
-        for folder in ("models", "macros", "tests")
-        if (DBT_PROJECT_DIR / folder).exists()
-        for p in (DBT_PROJECT_DIR / folder).rglob("*")
-        if p.suffix in (".sql", ".yml", ".yaml")
-    ] + [DBT_PROJECT_DIR / "dbt_project.yml"]
-    if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
-        return manifest
-    dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    if manifest_is_stale(DBT_PROJECT_DIR, manifest):
+        dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
     return manifest
+
+
+# Seeds count: a seed the manifest does not know makes dbt build emit a node dagster-dbt cannot map
+# (KeyError), so adding or editing experiment_allocations.csv must re-parse before the next refresh.
+_PROJECT_FOLDERS = ("models", "macros", "tests", "seeds")
+_PROJECT_SUFFIXES = (".sql", ".yml", ".yaml", ".csv")
+
+
+def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
+    """True when `manifest` is missing or older than a model, macro, test, seed or yml file, or than
+    a project folder (a file added or removed changes its folder's time)."""
+    if not manifest.exists():
+        return True
+    paths = [project_dir / "dbt_project.yml"]
+    for folder in _PROJECT_FOLDERS:
+        root = project_dir / folder
+        if root.exists():
+            paths.append(root)
+            paths += [p for p in root.rglob("*") if p.is_dir() or p.suffix in _PROJECT_SUFFIXES]
+    return manifest.stat().st_mtime < max(p.stat().st_mtime for p in paths if p.exists())
 
 
 def build_dbt_assets(critical_guardrail_failures: int, critical_replay_failures: int) -> dg.AssetsDefinition:
