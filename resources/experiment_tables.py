@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from models.experiment_digest import ChallengerResult, SlugExperiment
 from models.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS, HealthRow, MetricRow, ResultRow
 from resources.warehouse import Warehouse, WarehouseConnection
 
@@ -76,3 +77,28 @@ def _replace(conn: WarehouseConnection, qualified: str, columns: Sequence[str], 
     # A few rows per slug and arm: plain inserts are quick enough and the same on both engines.
     for row in rows:
         conn.execute(sql, row)
+
+
+def read_digest_experiments(conn: WarehouseConnection, schema: str) -> tuple[SlugExperiment, ...]:
+    """Every slug's health and challenger results, for the digests (nothing before the first build)."""
+    if not (conn.table_exists(schema, "experiment_health") and conn.table_exists(schema, "experiment_results")):
+        return ()
+    results: dict[str, list[ChallengerResult]] = {}
+    control_journeys: dict[str, int] = {}
+    for r in conn.fetch_dicts(
+        "select slug, variant_key, metric, currency, control_journeys, journeys, relative_lift, "
+        f"sequential_ci_low, sequential_ci_high, decision from {schema}.experiment_results"
+    ):
+        results.setdefault(r["slug"], []).append(ChallengerResult(
+            r["variant_key"], r["metric"], r["currency"], int(r["journeys"]), r["relative_lift"],
+            r["sequential_ci_low"], r["sequential_ci_high"], r["decision"]))
+        if r["metric"] == "conversion":
+            control_journeys[r["slug"]] = int(r["control_journeys"])
+    out = []
+    for h in conn.fetch_dicts(
+        f"select slug, status, control_variant_key, srm_p_value, as_of_date from {schema}.experiment_health"
+    ):
+        challengers = sorted(results.get(h["slug"], []), key=lambda c: (c.variant_key, c.metric, c.currency or ""))
+        out.append(SlugExperiment(h["slug"], h["status"], h["control_variant_key"], control_journeys.get(h["slug"], 0),
+                                  h["srm_p_value"], h["as_of_date"], tuple(challengers)))
+    return tuple(sorted(out, key=lambda e: e.slug))
