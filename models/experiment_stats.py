@@ -12,9 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from scipy import stats
 
 ALPHA = 0.05
+
+
+def _stats():
+    """scipy.stats, imported on first use: ~1-2 s of import that only the statistics step should pay
+    (not every process that loads the Dagster definitions)."""
+    from scipy import stats
+
+    return stats
 CONVERSION = "conversion"
 
 
@@ -72,8 +79,9 @@ def compare(control: ArmSums, challenger: ArmSums, metric: str, sequential_tunin
     var = s2_b / (m_a**2 * n_b) + s2_a * m_b**2 / (m_a**4 * n_a)
     df = welch_degrees_of_freedom(s2_a / n_a, s2_b / n_b, n_a, n_b)
     se = math.sqrt(var)
-    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * se
-    p = 2 * float(stats.t.sf(abs(lift) / se, df))  # = 2(1 - F_t(|L|/se)) without the cancellation
+    t = _stats().t
+    half = float(t.ppf(1 - ALPHA / 2, df)) * se
+    p = 2 * float(t.sf(abs(lift) / se, df))  # = 2(1 - F_t(|L|/se)) without the cancellation
     seq_half = sequential_half_width(var, n_a + n_b, sequential_tuning)
     return Comparison(
         relative_lift=lift,
@@ -132,4 +140,4 @@ def srm_p_value(counts: Sequence[int], weights: Sequence[float] | None = None) -
                 return 0.0
             continue
         chi2 += (observed - expected) ** 2 / expected
-    return float(stats.chi2.sf(chi2, k - 1))
+    return float(_stats().chi2.sf(chi2, k - 1))
