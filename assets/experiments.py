@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from models.experiment_results import ExperimentSettings, decisions_markdown, evaluate, srm_description, srm_slugs
+from models.experiment_results import (
+    ExperimentSettings,
+    decisions_markdown,
+    evaluate,
+    srm_description,
+    srm_slugs,
+)
 from resources.experiment_tables import read_inputs, replace_results
 from resources.warehouse import Warehouse
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from models.demo_data import EXPERIMENTS
 
+
 @dataclass(frozen=True)
 class KnownEffect:
     """Orders of journeys whose usual variant of `slug` is `variant_key` are moved: `to_booked`

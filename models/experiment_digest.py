@@ -13,6 +13,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 
 from models.slack_format import escape_mrkdwn
 
@@ -188,7 +189,7 @@ def interval_chart_html(e: SlugExperiment) -> str:
         color = _COLORS.get(c.decision, _NEUTRAL)
         stops = sorted({0, a, b, zero, min(zero + 2, _CHART_PX + 2), _CHART_PX})
         cells = []
-        for start, end in zip(stops, stops[1:]):
+        for start, end in pairwise(stops):
             if start == zero:
                 fill = "#111827"  # the 0 mark
             elif a <= start and end <= b:

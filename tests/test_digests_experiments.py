@@ -74,9 +74,8 @@ def test_slack_digest_leads_with_decisions_and_srm_warning(tmp_path, slack_serve
     [posted] = slack_server.posted
     blocks = posted["blocks"]
     assert [b["type"] for b in blocks[:4]] == ["header", "context", "section", "divider"]
-    assert section_texts(blocks)[0] == "\n".join([
-        ":test_tube: *Experiment decisions* (2 of 4 slugs decided, 1 in sample ratio mismatch · as of 2026-11-26)",
-        WIN, LOSE, SRM])
+    heading = ":test_tube: *Experiment decisions* (2 of 4 slugs decided, 1 in sample ratio mismatch · as of 2026-11-26)"
+    assert section_texts(blocks)[0] == f"{heading}\n{WIN}\n{LOSE}\n{SRM}"
     assert section_texts(blocks)[1].startswith(":moneybag: *Top conversion slugs*")
 
 
