@@ -21,7 +21,14 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Literal
 
-from models.experiment_digest import SlugExperiment, email_html, email_text_lines, slack_heading, slack_lines
+from models.experiment_digest import (
+    SlugExperiment,
+    email_html,
+    email_text_lines,
+    slack_heading,
+    slack_lines,
+    worth_telling,
+)
 from models.instants import as_utc
 from models.slack_format import (
     conversion_link_label,
@@ -377,7 +384,7 @@ def render_slack_digest(content: DigestContent, top_slugs: int = TOP_SLUGS_SLACK
     ]
 
     # :test_tube: decided slugs and SRM warnings first; suppressed with the conversion rows.
-    if content.experiments and not content.conversions_suppressed:
+    if worth_telling(content.experiments) and not content.conversions_suppressed:
         heading = slack_heading(content.experiments)
         lines = slack_lines(content.experiments)
         blocks += [_section(t) for t in pack_sections(lines, MAX_EXPERIMENT_SECTIONS, "experiment lines", heading)]
@@ -454,8 +461,9 @@ def _email_slugs(content: DigestContent, top_slugs: int) -> tuple[tuple[SlugConv
 
 
 def _email_experiments(content: DigestContent, render, after: Sequence[str] = ()) -> list:
-    """The experiments block of the email, or nothing (no results, or suppressed with the conversions)."""
-    if not content.experiments or content.conversions_suppressed:
+    """The experiments block of the email, or nothing (nothing decided or flagged, or suppressed with
+    the conversions)."""
+    if not worth_telling(content.experiments) or content.conversions_suppressed:
         return []
     rendered = render(content.experiments)
     return [*(rendered if isinstance(rendered, list) else [rendered]), *after]

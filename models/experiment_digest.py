@@ -98,6 +98,13 @@ def ordered(experiments: Sequence[SlugExperiment]) -> tuple[list[SlugExperiment]
     return decided, srm
 
 
+def worth_telling(experiments: Sequence[SlugExperiment]) -> bool:
+    """Whether the digests show an experiments block: a slug decided or in SRM (an all-inconclusive
+    week adds nothing above the conversion rows)."""
+    decided, srm = ordered(experiments)
+    return bool(decided or srm)
+
+
 def _summary(experiments: Sequence[SlugExperiment]) -> str:
     decided, srm = ordered(experiments)
     as_of = max((e.as_of_date for e in experiments if e.as_of_date), default=None)
