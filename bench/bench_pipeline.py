@@ -72,7 +72,9 @@ def stage_dbt(data_dir: Path, events: int) -> dict:
     nodes = json.loads((data_dir / "dbt_target" / "run_results.json").read_text())["results"]
     experiment = [n for n in nodes if _is_experiment_node(n["unique_id"])]
     return {"experiment_nodes_s": sum(n["execution_time"] for n in experiment),
-            "all_nodes_s": sum(n["execution_time"] for n in nodes)}
+            "all_nodes_s": sum(n["execution_time"] for n in nodes),
+            "experiment_nodes": {n["unique_id"].split(".")[-1]: round(n["execution_time"], 2)
+                                 for n in sorted(experiment, key=lambda n: -n["execution_time"])[:6]}}
 
 
 def _is_experiment_node(unique_id: str) -> bool:
@@ -87,7 +89,7 @@ def stage_statistics(data_dir: Path, events: int) -> dict:
     from resources.warehouse import Warehouse
 
     started = time.perf_counter()
-    from scipy import stats  # noqa: F401
+    from scipy import special  # noqa: F401  (what models/experiment_stats.py imports on first use)
 
     imported = time.perf_counter()
     warehouse = Warehouse(url=f"duckdb:///{data_dir / 'warehouse.duckdb'}")
@@ -149,6 +151,7 @@ def main() -> None:
               f"compute and write {stats['compute_s']:.2f} s; {stats['slugs']} slugs, "
               f"{stats['comparisons']} comparisons) = {added:.2f} s, {100 * added / refresh:.1f}% of the refresh "
               f"(extract + dbt build + statistics, {refresh:.2f} s); target < 10%")
+        print(f"slowest experiment dbt nodes (s): {dbt['experiment_nodes']}")
         print(f"decisions: {stats['decisions']}")
 
 

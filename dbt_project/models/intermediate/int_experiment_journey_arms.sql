@@ -10,34 +10,14 @@ with exposures as (
 
 ),
 
-exposures_in_order as (
+journey_exposures as (
 
     select
         slug,
         journey_id,
-        variant_key,
-        row_number() over (
-            partition by slug, journey_id
-            order by recorded_at asc, event_id asc
-        ) as exposure_rank
-    from exposures
-
-),
-
-first_exposures as (
-
-    select slug, journey_id, variant_key as first_variant_key
-    from exposures_in_order
-    where exposure_rank = 1
-
-),
-
-journey_variant_counts as (
-
-    select
-        slug,
-        journey_id,
-        count(distinct variant_key) as variant_count
+        {{ first_by('variant_key', 'recorded_at, event_id') }} as first_variant_key,
+        -- Two or more variant keys: the least and the greatest differ (cheaper than count distinct).
+        min(variant_key) <> max(variant_key) as is_multiple_exposure
     from exposures
     group by slug, journey_id
 
@@ -59,19 +39,15 @@ journey_orders as (
 )
 
 select
-    cast(first_exposures.slug as text) as slug,
-    cast(first_exposures.journey_id as text) as journey_id,
-    cast(first_exposures.first_variant_key as text) as first_variant_key,
-    cast(journey_variant_counts.variant_count as bigint) as variant_count,
-    journey_variant_counts.variant_count > 1 as is_multiple_exposure,
+    cast(journey_exposures.slug as text) as slug,
+    cast(journey_exposures.journey_id as text) as journey_id,
+    cast(journey_exposures.first_variant_key as text) as first_variant_key,
+    journey_exposures.is_multiple_exposure,
     cast(journey_orders.order_id as text) as order_id,
     cast(journey_orders.order_currency as text) as order_currency,
     coalesce(journey_orders.is_booked, false) as is_booked,
     journey_orders.order_total,
     journey_orders.loyalty_projection_points
-from first_exposures
-inner join journey_variant_counts
-    on first_exposures.slug = journey_variant_counts.slug
-    and first_exposures.journey_id = journey_variant_counts.journey_id
+from journey_exposures
 left join journey_orders
-    on first_exposures.journey_id = journey_orders.journey_id
+    on journey_exposures.journey_id = journey_orders.journey_id
