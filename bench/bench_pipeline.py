@@ -73,8 +73,14 @@ def stage_dbt(data_dir: Path, events: int) -> dict:
     experiment = [n for n in nodes if _is_experiment_node(n["unique_id"])]
     return {"experiment_nodes_s": sum(n["execution_time"] for n in experiment),
             "all_nodes_s": sum(n["execution_time"] for n in nodes),
-            "experiment_nodes": {n["unique_id"].split(".")[-1]: round(n["execution_time"], 2)
+            "experiment_nodes": {_node_name(n["unique_id"]): round(n["execution_time"], 2)
                                  for n in sorted(experiment, key=lambda n: -n["execution_time"])[:6]}}
+
+
+def _node_name(unique_id: str) -> str:
+    """`model.pricing_ops.x` -> x; `test.pricing_ops.<name>.<hash>` -> <name>."""
+    parts = unique_id.split(".")
+    return parts[2] if parts[0] == "test" else parts[-1]
 
 
 def _is_experiment_node(unique_id: str) -> bool:
