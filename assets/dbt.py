@@ -69,14 +69,15 @@ PREVIEW_ROWS = 10
 
 
 class PricingDbtTranslator(DagsterDbtTranslator):
-    """Groups by folder (staging and intermediate, marts) and tags the kind of warehouse."""
+    """Groups by folder (staging with intermediate and seeds, marts) and tags the kind of warehouse."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
         fqn = node.get("fqn", [])
-        # Intermediate models live beside staging (same schema, same group: the jobs select groups).
-        group = "marts" if "marts" in fqn else "staging" if {"staging", "intermediate"} & set(fqn) else spec.group_name
+        # Intermediate models and seeds sit with staging: inputs of the marts, built by the same refresh.
+        upstream = "staging" in fqn or "intermediate" in fqn or node.get("resource_type") == "seed"
+        group = "marts" if "marts" in fqn else "staging" if upstream else spec.group_name
         return spec.replace_attributes(group_name=group, kinds={"dbt", "sql"})
 
 

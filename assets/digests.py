@@ -39,6 +39,7 @@ from models.marts import CONVERSION_SNAPSHOT_HISTORY as SNAPSHOT_HISTORY
 from models.marts import DAILY_ASSIGNMENTS
 from models.readiness import redact
 from models.slack_format import DEFAULT_APP_BASE_URL
+from resources.experiment_tables import read_digest_experiments
 from resources.mail import Mailer
 from resources.slack import SlackNotifier
 from resources.stores.digest_ledger import (  # noqa: F401  (the ledger; callers know these names from here)
@@ -207,15 +208,19 @@ def build_content(
         since = previous_actions_until(conn, schema, period.kind)
         actions = read_automation_actions(conn, schema, since, now)
         slugs: tuple = ()
+        experiments: tuple = ()
         snapshot_date = None
         if options.weekly_digest_enabled:
+            # The statistics are live only (no history): a past period shows the latest decisions.
+            experiments = read_digest_experiments(conn, schema)
             rows, snapshot_date = read_conversions(conn, schema, period, live)
             slugs = rank_slugs(rows, read_daily_assignments(conn, schema, days), len(days))
             if not rows:
                 log.warning(f"no conversion rows in {schema}.{SNAPSHOT}: the digest says so; run `pricing-ops refresh`")
     if not options.weekly_digest_enabled:
         log.info(
-            f"WEEKLY_DIGEST_ENABLED=false: conversion rows suppressed in the {period.kind} digest for {period.label}"
+            f"WEEKLY_DIGEST_ENABLED=false: conversion rows suppressed in the {period.kind} digest for {period.label} "
+            "(experiment rows too)"
         )
     return DigestContent(
         period=period,
@@ -228,6 +233,7 @@ def build_content(
         conversions_suppressed=not options.weekly_digest_enabled,
         conversion_cursor=snapshot_date.isoformat() if snapshot_date else None,
         snapshot_date=snapshot_date,
+        experiments=experiments,
     )
 
 

@@ -21,6 +21,7 @@ from models.readiness import (
     ExportRun,
     GuardrailRun,
     ReadinessReport,
+    experiments_component,
     export_component,
     guardrails_component,
     marts_component,
@@ -38,6 +39,7 @@ EXPORT_RUNS = "export_runs"
 AUTOMATION_RUNS = "automation_runs"
 AUTOMATION_STATE = "provider_automation_state"
 SEGMENTS_MART = "onboarding_pricing_experiment_segments"
+EXPERIMENT_HEALTH = "experiment_health"
 # Enough history to count failures in a row far past the escalation threshold.
 EXPORT_RUNS_READ = 50
 
@@ -93,6 +95,14 @@ def _export_runs(conn: WarehouseConnection, schema: str) -> list[ExportRun] | No
         f"order by started_at desc limit {EXPORT_RUNS_READ}"
     )
     return [ExportRun(r[0], as_utc(r[1]), as_utc(r[2]), r[3]) for r in rows]  # type: ignore[arg-type]
+
+
+def _srm_slugs(conn: WarehouseConnection, schema: str) -> list[dict[str, Any]] | None:
+    if not conn.table_exists(schema, EXPERIMENT_HEALTH):
+        return None
+    return conn.fetch_dicts(
+        f"select slug, srm_p_value from {schema}.{EXPERIMENT_HEALTH} where status = 'srm' order by slug"
+    )
 
 
 def _guardrails(conn: WarehouseConnection, schema: str) -> tuple[GuardrailRun | None, int | None]:
@@ -161,6 +171,7 @@ def collect_readiness(
     probe(marts_and_digest, "marts_freshness", "weekly_digest")
     probe(lambda conn: {"export": export_component(_export_runs(conn, schema))}, "export")
     probe(lambda conn: {"guardrails": guardrails_component(*_guardrails(conn, schema))}, "guardrails")
+    probe(lambda conn: {"experiments": experiments_component(_srm_slugs(conn, schema))}, "experiments")
     return ReadinessReport(now, tuple(components[name] for name in COMPONENTS))
 
 

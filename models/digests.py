@@ -21,6 +21,14 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Literal
 
+from models.experiment_digest import (
+    SlugExperiment,
+    email_html,
+    email_text_lines,
+    slack_heading,
+    slack_lines,
+    worth_telling,
+)
 from models.instants import as_utc
 from models.slack_format import (
     conversion_link_label,
@@ -41,6 +49,7 @@ MAX_HEADER_CHARS = 150
 # message short enough to read in a channel.
 MAX_SLUG_SECTIONS = 4
 MAX_ACTION_SECTIONS = 12
+MAX_EXPERIMENT_SECTIONS = 4
 TOP_SLUGS_SLACK = 10
 # Gmail clips an HTML body past ~102 KB: ten slug tables with charts and 100 providers stay under it.
 TOP_SLUGS_EMAIL = 10
@@ -172,6 +181,8 @@ class DigestContent:
     conversion_cursor: str | None = None
     snapshot_date: date | None = None
     notes: tuple[str, ...] = field(default=())
+    # Experiment decisions and SRM warnings (section 9): both digests lead with them.
+    experiments: tuple[SlugExperiment, ...] = ()
 
 
 def rank_slugs(
@@ -372,6 +383,13 @@ def render_slack_digest(content: DigestContent, top_slugs: int = TOP_SLUGS_SLACK
         },
     ]
 
+    # :test_tube: decided slugs and SRM warnings first; suppressed with the conversion rows.
+    if worth_telling(content.experiments) and not content.conversions_suppressed:
+        heading = slack_heading(content.experiments)
+        lines = slack_lines(content.experiments)
+        blocks += [_section(t) for t in pack_sections(lines, MAX_EXPERIMENT_SECTIONS, "experiment lines", heading)]
+        blocks.append({"type": "divider"})
+
     # :moneybag: top conversion slugs
     if content.conversions_suppressed:
         money_sections = [f":moneybag: *Top conversion slugs*\n_{SUPPRESSED_NOTE}_"]
@@ -442,6 +460,15 @@ def _email_slugs(content: DigestContent, top_slugs: int) -> tuple[tuple[SlugConv
     return shown, len(content.slugs) - len(shown)
 
 
+def _email_experiments(content: DigestContent, render, after: Sequence[str] = ()) -> list:
+    """The experiments block of the email, or nothing (nothing decided or flagged, or suppressed with
+    the conversions)."""
+    if not worth_telling(content.experiments) or content.conversions_suppressed:
+        return []
+    rendered = render(content.experiments)
+    return [*(rendered if isinstance(rendered, list) else [rendered]), *after]
+
+
 def render_email_text(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) -> str:
     """The plain-text part."""
     period = content.period
@@ -449,6 +476,7 @@ def render_email_text(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
         f"Weekly pricing digest {period.label} ({period.first_day.isoformat()} to {period.last_day.isoformat()}, UTC)",
         f"Generated {iso_z(content.generated_at)}",
         "",
+        *_email_experiments(content, email_text_lines, [""]),
         "TOP CONVERSION SLUGS",
     ]
     if content.conversions_suppressed:
@@ -548,6 +576,7 @@ def render_email_html(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
         f'<h1 style="font-size:20px;margin:0 0 4px 0;">Weekly pricing digest {esc(period.label)}</h1>',
         f'<p style="margin:0 0 16px 0;color:#6b7280;font-size:13px;">{esc(period.first_day.isoformat())} to '
         f"{esc(period.last_day.isoformat())} (UTC) · generated {esc(iso_z(content.generated_at))}</p>",
+        *_email_experiments(content, email_html),
         '<h2 style="font-size:16px;margin:16px 0 8px 0;">&#x1F4B0; Top conversion slugs</h2>',
     ]
     if content.conversions_suppressed:

@@ -9,6 +9,7 @@ DAILY_ASSIGNMENTS = "experiment_daily_assignments"
 CONVERSION_SNAPSHOT = "experiment_conversion_snapshot"
 CONVERSION_SNAPSHOT_HISTORY = "experiment_conversion_snapshot_history"
 PROVIDER_GUARDRAIL_STATUS = "provider_guardrail_status"
+EXPERIMENT_VARIANT_METRICS = "experiment_variant_metrics"
 
 MART_TABLES: tuple[str, ...] = (
     SEGMENTS_MART,
@@ -18,4 +19,10 @@ MART_TABLES: tuple[str, ...] = (
     CONVERSION_SNAPSHOT,
     CONVERSION_SNAPSHOT_HISTORY,
     PROVIDER_GUARDRAIL_STATUS,
+    EXPERIMENT_VARIANT_METRICS,
 )
+
+# Written by the experiment results assets (Python, contract section 9), read by BI like the marts.
+EXPERIMENT_RESULT_TABLES: tuple[str, ...] = ("experiment_health", "experiment_results")
+# Everything `bi_reader` may SELECT.
+BI_TABLES: tuple[str, ...] = MART_TABLES + EXPERIMENT_RESULT_TABLES

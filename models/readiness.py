@@ -18,7 +18,7 @@ from typing import Any
 from models.digests import DigestPeriod, iso_z, previous_period
 from models.export_runs import export_is_failing, failures_in_a_row
 
-COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails")
+COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails", "experiments")
 CONVERSION_MART = "experiment_conversion_snapshot"
 READY_STATUSES = frozenset({"ok", "suppressed", "never_run", "degraded"})
 
@@ -105,6 +105,22 @@ def source_component(kind: str, location: str, missing_tables: Sequence[str], er
             "source", "missing", f"source tables missing: {', '.join(missing_tables)}", detail
         )
     return Component("source", "ok", f"{kind} source has the contract's tables", detail)
+
+
+def experiments_component(srm: Sequence[Mapping[str, Any]] | None) -> Component:
+    """The slugs in sample ratio mismatch (`experiment_health` status `srm`), listed by name with
+    their p-value. Ready all the same (`degraded`): the platform works, those slugs' numbers are not
+    to be trusted. `srm` None: the table is not built yet."""
+    if srm is None:
+        return Component("experiments", "never_run", "experiment_health not built yet; run `pricing-ops refresh`")
+    detail = {"srm_slugs": [dict(row) for row in srm]}
+    if not srm:
+        return Component("experiments", "ok", "no slug in sample ratio mismatch", detail)
+    names = ", ".join(str(row["slug"]) for row in srm)
+    return Component(
+        "experiments", "degraded",
+        f"sample ratio mismatch on {names}: check their assignment before reading their results", detail,
+    )
 
 
 def marts_component(

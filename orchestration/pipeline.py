@@ -9,8 +9,10 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from assets.dbt import build_dbt_assets, dbt_cli_resource
+from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
+from models.experiment_results import ExperimentSettings
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
 from resources.warehouse import Warehouse
@@ -20,7 +22,8 @@ MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
 refresh_job = dg.define_asset_job(
     "refresh",
     selection=dg.AssetSelection.groups("extract", "staging", "marts"),
-    description="Extract the source into the warehouse, then dbt build every model.",
+    # The marts group holds the experiment statistics too (computed from the metrics mart).
+    description="Extract the source into the warehouse, dbt build every model, then the experiment statistics.",
     # One writer on the warehouse at a time (DuckDB allows one process on the file).
     executor_def=dg.in_process_executor,
     tags={"dagster/concurrency_key": "warehouse_writer"},
@@ -40,11 +43,16 @@ def build_dbt_models(settings: Settings) -> tuple[dg.AssetsDefinition, DbtProjec
 
 def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project: DbtProject) -> dg.Definitions:
     extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK)
+    experiments = build_experiment_assets(ExperimentSettings(
+        srm_p_threshold=settings.EXPERIMENT_SRM_P_THRESHOLD,
+        sequential_tuning=settings.EXPERIMENT_SEQUENTIAL_TUNING,
+        min_journeys=settings.EXPERIMENT_MIN_JOURNEYS,
+    ))
     freshness_checks = dg.build_last_update_freshness_checks(
         assets=MART_KEYS, lower_bound_delta=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES)
     )
     return dg.Definitions(
-        assets=[extract_assets, dbt_models],
+        assets=[extract_assets, dbt_models, experiments],
         asset_checks=[*freshness_checks, payload_rejects_rate_check, source_row_rejects_check],
         jobs=[refresh_job],
         schedules=[

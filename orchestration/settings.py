@@ -84,6 +84,34 @@ class Settings(BaseSettings):
     WEEKLY_DIGEST_CRON: str = "0 9 * * 1"
     WEEKLY_DIGEST_ENABLED: bool = True
 
+    # Experiment results (contract section 9) ------------------------------------------------
+    # SRM when the chi-square p-value is below this; the always-valid interval's tuning N*; the
+    # fewest journeys per arm for a comparison.
+    EXPERIMENT_SRM_P_THRESHOLD: float = 0.001
+    EXPERIMENT_SEQUENTIAL_TUNING: float = 5000
+    EXPERIMENT_MIN_JOURNEYS: int = 100
+
+    @field_validator("EXPERIMENT_SRM_P_THRESHOLD")
+    @classmethod
+    def _srm_threshold(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"EXPERIMENT_SRM_P_THRESHOLD must be a p-value between 0 and 1 (default 0.001), got {value}")
+        return value
+
+    @field_validator("EXPERIMENT_SEQUENTIAL_TUNING")
+    @classmethod
+    def _sequential_tuning(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"EXPERIMENT_SEQUENTIAL_TUNING must be a journey count above 0 (default 5000), got {value}")
+        return value
+
+    @field_validator("EXPERIMENT_MIN_JOURNEYS")
+    @classmethod
+    def _min_journeys(cls, value: int) -> int:
+        if value < 2:
+            raise ValueError(f"EXPERIMENT_MIN_JOURNEYS must be a whole number of 2 or more (default 100), got {value}")
+        return value
+
     @field_validator("EXTRACT_LOOKBACK", mode="before")
     @classmethod
     def _lookback(cls, value: object) -> object:

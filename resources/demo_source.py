@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from models import demo_data as plan
+from models import demo_truth as truth
 from models.source_tables import (
     FULFILLMENT_PROVIDERS,
     ONBOARDING_JOURNEY_EVENTS,
@@ -209,10 +210,38 @@ class DemoGenerator:
                    {self.provider_platform('p')} as platform, {self.ts(created)} as created_at
             from (select range as p from range({plan.PROVIDER_COUNT}))"""
 
+    def usual_variant(self, j: str, slug: str) -> str:
+        """Variant number (within its experiment) a journey sees for a slug, switches aside. The
+        SRM experiment assigns by skewed weights instead of evenly."""
+        nv = f"{self.slug_n_variants}[{slug} + 1]"
+        skewed = f"{_list(plan.weighted_buckets(truth.SRM_VARIANT_WEIGHTS))}[{self.r(f'{j}, {slug}', 'variant', sum(truth.SRM_VARIANT_WEIGHTS))} + 1]"
+        return (f"(case when {slug} = {truth.slug_number(truth.SRM_SLUG)} then {skewed} "
+                f"else {self.r(f'{j}, {slug}', 'variant', nv)} end)")
+
+    def _known_effects(self, status_no: str, statuses: list[str]) -> str:
+        """The order status after the known effects (an order o belongs to journey o; the first
+        orders keep their forced status so every status stays present)."""
+        booked = f"({statuses.index('paid')}, {statuses.index('fulfilled')})"
+        cases = []
+        for effect in truth.KNOWN_EFFECTS:
+            # INTEGER like the slug column of the events, so the hash equals the events' one.
+            on_variant = (f"{self.usual_variant('o', f'{truth.slug_number(effect.slug)}::INTEGER')} = "
+                          f"{truth.variant_number(effect.slug, effect.variant_key)}")
+            roll = self.r("o", f"known_effect_{effect.slug}", 100)
+            if effect.to_booked_percent:
+                cases.append(f"when {on_variant} and {status_no} not in {booked} and {roll} < "
+                             f"{effect.to_booked_percent} then {statuses.index('paid')}")
+            if effect.to_refunded_percent:
+                cases.append(f"when {on_variant} and {status_no} in {booked} and {roll} < "
+                             f"{effect.to_refunded_percent} then {statuses.index('refunded')}")
+        return (f"(case when o <= {len(statuses)} or o > {self.sizes.journeys} then {status_no} "
+                f"{' '.join(cases)} else {status_no} end)")
+
     def orders_sql(self) -> str:
         statuses = [s for s, _ in plan.ORDER_STATUSES]
         status_no = self.pick("o", "order_status", [w for _, w in plan.ORDER_STATUSES],
                               f"(case when o <= {len(statuses)} then o - 1 end)")
+        status_no = self._known_effects(f"({status_no})", statuses)
         currency = self._choice("o", "currency", plan.CURRENCIES, "(o - 1)")
         channel = self._choice("o", "channel", plan.CHANNELS, "(o - 1)")
         provider_no = (f"(case when {self.r('o', 'no_provider', 100)} < {plan.PROVIDER_MISSING_PERCENT} then NULL "
@@ -355,7 +384,7 @@ class DemoGenerator:
             nv = f"{self.slug_n_variants}[{slug} + 1]"
             return (f"{self.slug_first_g}[{slug} + 1] + case when {self.r('k', salt, 1000)} < "
                     f"{plan.VARIANT_SWITCH_PERMILLE} then {self.r('k', salt + '_to', nv)} "
-                    f"else {self.r(f'j, {slug}', 'variant', nv)} end")
+                    f"else {self.usual_variant('j', slug)} end")
         return f"""
             select *, {variant('slug1', 'switch')} as g1,
                    case when slug2 is not null then {variant('slug2', 'switch2')} end as g2

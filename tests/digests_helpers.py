@@ -277,7 +277,8 @@ def create_all_marts(warehouse: Warehouse) -> None:
             f"create table if not exists {s}.onboarding_pricing_experiment_segments "
             "(event_id bigint, slug varchar, loaded_at timestamptz)"
         )
-        for name in ("experiment_variant_journeys", "experiment_slug_summary", "provider_guardrail_status"):
+        for name in ("experiment_variant_journeys", "experiment_slug_summary", "provider_guardrail_status",
+                     "experiment_variant_metrics"):
             conn.execute(f"create table if not exists {s}.{name} (stand_in integer)")
 
 

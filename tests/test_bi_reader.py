@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from models.marts import MART_TABLES as MARTS
+from models.marts import BI_TABLES as MARTS
 from orchestration import cli
 from orchestration.settings import get_settings
 
@@ -88,7 +88,8 @@ def test_bi_reader_reads_the_marts_and_nothing_else(pg_url, bi_reader_restored, 
     assert run_cli(monkeypatch, pg_url, "--password", password) == 0
     out, err = capfd.readouterr()
     assert password not in out + err
-    assert "SELECT on 7 marts" in err
+    assert f"SELECT on {len(MARTS)} marts" in err  # the 8 dbt marts and the 2 experiment statistics tables
+    assert len(MARTS) == 10
 
     reader_url = as_role(pg_url, "bi_reader", password)
     with psycopg.connect(reader_url, autocommit=True) as reader:

@@ -84,6 +84,6 @@ def test_digests_and_readiness_on_the_real_marts(make_settings, dbt_manifest):
     # Readiness right after: marts just built, guardrails evaluated, digests sent.
     assert {c.name: c.status for c in report.components} == {
         "warehouse": "ok", "source": "ok", "marts_freshness": "ok", "weekly_digest": "ok",
-        "export": "never_run", "guardrails": "ok",
+        "export": "never_run", "guardrails": "ok", "experiments": "ok",
     }
     assert report.component("guardrails").detail["paused_providers"] == 1

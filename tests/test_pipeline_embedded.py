@@ -23,6 +23,7 @@ MART_ORDER = {
     "experiment_conversion_snapshot": "slug, order_currency",
     "experiment_conversion_snapshot_history": "snapshot_date, slug, order_currency",
     "provider_guardrail_status": "provider_id",
+    "experiment_variant_metrics": "slug, variant_key, metric, currency",
 }
 
 
@@ -141,6 +142,14 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     assert "| spring-offer | USD | 150.50 |" in snapshot.metadata["preview"].value
     extract = {m.asset_key.path[-1]: m.metadata for m in result.asset_materializations_for_node("extract_source")}
     assert extract["onboarding_journey_events"]["rows_inserted"].value == len(ds.SOURCE["onboarding_journey_events"])
+    # The experiment statistics are built by the same refresh, from the metrics mart (contract section 9).
+    stats = {m.asset_key.path[-1] for m in result.asset_materializations_for_node("experiment_statistics")}
+    assert stats == {"experiment_health", "experiment_results"}
+    with duckdb.connect(str(wh), read_only=True) as conn:
+        health = dict(conn.execute("select slug, status from analytics.experiment_health").fetchall())
+    # A handful of journeys: spring-offer has its control (a) but too few journeys for the SRM test;
+    # winter's only exposures say nothing about a control.
+    assert health == {"spring-offer": "not_enough_data", "winter": "no_control"}
     first = {m: mart_rows(wh, m) for m in MARTS}
 
     build_and_refresh(embedded)  # nothing new in the source

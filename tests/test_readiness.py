@@ -46,7 +46,7 @@ def test_ready_when_everything_is_fresh(tmp_path, instance):
     report = collect_readiness(warehouse, demo_source(tmp_path), OPTIONS, instance)
     assert statuses(report) == {
         "warehouse": "ok", "source": "ok", "marts_freshness": "ok", "weekly_digest": "ok",
-        "export": "never_run", "guardrails": "never_run",
+        "export": "never_run", "guardrails": "never_run", "experiments": "never_run",
     }
     assert report.ready
     out = report.to_json()
@@ -95,7 +95,7 @@ def test_export_guardrails_and_stale_marts_are_reported_exactly(tmp_path, instan
 
     assert statuses(report) == {
         "warehouse": "ok", "source": "ok", "marts_freshness": "stale", "weekly_digest": "stale",
-        "export": "failing", "guardrails": "ok",
+        "export": "failing", "guardrails": "ok", "experiments": "never_run",
     }
     assert not report.ready
     out = report.to_json()["components"]
@@ -123,7 +123,7 @@ def test_nothing_built_yet(tmp_path, instance):
     report = collect_readiness(warehouse, missing_source, OPTIONS, instance)
     assert statuses(report) == {
         "warehouse": "ok", "source": "error", "marts_freshness": "missing", "weekly_digest": "stale",
-        "export": "never_run", "guardrails": "never_run",
+        "export": "never_run", "guardrails": "never_run", "experiments": "never_run",
     }
     out = report.to_json()["components"]
     assert out["source"]["message"] == (
@@ -186,6 +186,7 @@ def test_components_show_as_asset_checks(tmp_path, instance):
         "weekly_digest": (True, dg.AssetCheckSeverity.ERROR),
         "export": (True, dg.AssetCheckSeverity.ERROR),
         "guardrails": (True, dg.AssetCheckSeverity.ERROR),
+        "experiments": (True, dg.AssetCheckSeverity.ERROR),
     }
     [materialization] = result.asset_materializations_for_node("readiness_report")
     assert materialization.metadata["ready"].value is False
@@ -228,5 +229,30 @@ def test_readyz_prints_json_and_exits_non_zero_when_not_ready(tmp_path, monkeypa
     assert report["ready"] is True
     assert {name: c["status"] for name, c in report["components"].items()} == {
         "warehouse": "ok", "source": "ok", "marts_freshness": "ok", "weekly_digest": "ok",
-        "export": "never_run", "guardrails": "never_run",
+        "export": "never_run", "guardrails": "never_run", "experiments": "never_run",
     }
+
+
+def test_readiness_lists_the_slugs_in_srm(tmp_path, instance):
+    from models.experiment_results import HealthRow
+    from resources.experiment_tables import replace_results
+
+    warehouse = duckdb_warehouse(tmp_path / "wh.duckdb")
+    create_all_marts(warehouse)
+    record_mart_builds(instance)
+    as_of = datetime(2026, 11, 26).date()
+    replace_results(warehouse, [
+        HealthRow("spring-offer", "a", "srm", 2, 19000, 0, 4.1e-13, as_of),
+        HealthRow("neutral", "a", "ok", 2, 20100, 0, 0.48, as_of),
+    ], [])
+    report = collect_readiness(warehouse, demo_source(tmp_path), OPTIONS, instance)
+    experiments = report.to_json()["components"]["experiments"]
+    assert experiments == {
+        "status": "degraded", "ready": True,
+        "message": "sample ratio mismatch on spring-offer: check their assignment before reading their results",
+        "srm_slugs": [{"slug": "spring-offer", "srm_p_value": 4.1e-13}],
+    }
+    assert report.ready
+    replace_results(warehouse, [HealthRow("neutral", "a", "ok", 2, 20100, 0, 0.48, as_of)], [])
+    ok = collect_readiness(warehouse, demo_source(tmp_path), OPTIONS, instance).component("experiments")
+    assert (ok.status, ok.message) == ("ok", "no slug in sample ratio mismatch")

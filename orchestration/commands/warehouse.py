@@ -2,7 +2,8 @@
 
 On a PostgreSQL warehouse, idempotently: create the role (NOLOGIN unless a password is given), take
 back whatever it holds in this database (tables, sequences and schemas anywhere, role memberships),
-then grant USAGE on the marts schema and SELECT on the seven dbt marts that exist. Everything runs
+then grant USAGE on the marts schema and SELECT on the marts that exist (the dbt marts and the
+experiment statistics tables). Everything runs
 in one transaction, so readers never see a moment without their grants. The marts' dbt post-hook
 re-grants each mart when dbt rebuilds it, as long as the role exists.
 """
@@ -14,7 +15,8 @@ import getpass
 import sys
 from dataclasses import dataclass, field
 
-from models.marts import MART_TABLES as MARTS
+# The dbt marts and the experiment statistics tables: everything BI reads.
+from models.marts import BI_TABLES as MARTS
 from orchestration.cli import CommandError
 from orchestration.settings import Settings, get_settings
 from resources.warehouse import Warehouse, WarehouseConnection

@@ -1,0 +1,81 @@
+"""`experiment_health` and `experiment_results` (contract section 9): the statistics of every slug,
+computed from the dbt metrics mart and written to the warehouse in the same refresh, with the
+decisions as a markdown table in the metadata and an asset check that fails on any slug in SRM.
+
+Every slug is recomputed each time: the metrics mart holds a few rows per arm, so this is cheap
+however long the event history grows.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the asset context annotation at runtime.
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from models.experiment_results import (
+    ExperimentSettings,
+    decisions_markdown,
+    evaluate,
+    srm_description,
+    srm_slugs,
+)
+from resources.experiment_tables import read_inputs, replace_results
+from resources.warehouse import Warehouse
+
+HEALTH_KEY = dg.AssetKey("experiment_health")
+RESULTS_KEY = dg.AssetKey("experiment_results")
+SRM_CHECK = "no_sample_ratio_mismatch"
+# dbt assets this reads (models in the staging schema carry its name as a key prefix).
+UPSTREAM = [
+    dg.AssetKey("experiment_variant_metrics"),
+    dg.AssetKey("experiment_variant_journeys"),
+    dg.AssetKey(["staging", "experiment_allocations"]),
+    dg.AssetKey(["staging", "int_experiment_journey_arms"]),
+]
+
+
+def build_experiment_assets(settings: ExperimentSettings) -> dg.AssetsDefinition:
+    """Both tables from one computation (they share every input); the SRM check rides on health."""
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(HEALTH_KEY, deps=UPSTREAM, group_name="marts", kinds={"python", "sql"},
+                         description="Per slug: control, status (ok, srm, no_control, multiple_controls, "
+                         "not_enough_data), arms, journeys, multiple_exposure_journeys, SRM p-value."),
+            dg.AssetSpec(RESULTS_KEY, deps=UPSTREAM, group_name="marts", kinds={"python", "sql"},
+                         description="Per challenger, metric and currency: lift against control, 95% and "
+                         "always-valid intervals, p-values and the decision."),
+        ],
+        check_specs=[dg.AssetCheckSpec(SRM_CHECK, asset=HEALTH_KEY,
+                                       description="No slug has a sample ratio mismatch")],
+        pool="warehouse_writer",
+    )
+    def experiment_statistics(context: dg.AssetExecutionContext, warehouse: Warehouse):
+        inputs = read_inputs(warehouse)
+        as_of = inputs["as_of"] or datetime.now(UTC).date()
+        health, results = evaluate(inputs["metrics"], inputs["controls"], inputs["allocations"],
+                                   inputs["multiple"], as_of, settings)
+        replace_results(warehouse, health, results)
+        table = decisions_markdown(health, results)
+        flagged = srm_slugs(health)
+        statuses: dict[str, int] = {}
+        for h in health:
+            statuses[h.status] = statuses.get(h.status, 0) + 1
+        context.log.info(f"experiment statistics as of {as_of}: {len(health)} slugs, {len(results)} comparisons")
+        yield dg.MaterializeResult(asset_key=HEALTH_KEY, metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(health)),
+            "statuses": dg.MetadataValue.json(statuses),
+            "decisions": dg.MetadataValue.md(table),
+        })
+        yield dg.MaterializeResult(asset_key=RESULTS_KEY, metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(results)),
+            "decisions": dg.MetadataValue.md(table),
+        })
+        yield dg.AssetCheckResult(
+            asset_key=HEALTH_KEY,
+            check_name=SRM_CHECK,
+            passed=not flagged,
+            description="; ".join(srm_description(h) for h in flagged) or "no slug in SRM",
+            metadata={"srm_slugs": dg.MetadataValue.json([h.slug for h in flagged])},
+        )
+
+    return experiment_statistics

@@ -1,0 +1,148 @@
+{#- The sums behind the experiment statistics (contract section 9), per arm and metric: journeys
+    (n), total (exact sum of y) and total_squares (exact sum of y squared), y being per journey
+      conversion      1 when its order is booked now, else 0 (all currencies, currency null);
+      loyalty_points  the order's points when booked, else 0 (all currencies, currency null);
+      revenue         the order total when booked, else 0, per order currency.
+    Journeys exposed to 2+ variant keys are left out. Every arm (every variant key exposed up to the
+    as-of date) has its rows, 0 journeys included; revenue has a row for every arm and every currency
+    that any counted journey of the slug has. Every CTE is keyed by slug. -#}
+with arms as (
+
+    select distinct slug, variant_key
+    from {{ ref('int_experiment_exposures_as_of') }}
+
+),
+
+counted_journeys as (
+
+    select
+        slug,
+        first_variant_key as variant_key,
+        order_currency,
+        case when is_booked then 1 else 0 end as converted,
+        -- Both branches typed: DuckDB would otherwise round the decimal to the integer 0's type.
+        case
+            when is_booked then cast(order_total as numeric(38, 2))
+            else cast(0 as numeric(38, 2))
+        end as revenue,
+        case
+            when is_booked then cast(loyalty_projection_points as numeric(38, 0))
+            else cast(0 as numeric(38, 0))
+        end as loyalty_points
+    from {{ ref('int_experiment_journey_arms') }}
+    where not is_multiple_exposure
+
+),
+
+arm_totals as (
+
+    select
+        slug,
+        variant_key,
+        count(*) as journeys,
+        sum(converted) as conversions,
+        sum(loyalty_points) as loyalty_points,
+        sum(loyalty_points * loyalty_points) as loyalty_points_squares
+    from counted_journeys
+    group by slug, variant_key
+
+),
+
+slug_currencies as (
+
+    select distinct slug, order_currency
+    from counted_journeys
+    where order_currency is not null
+
+),
+
+arm_currency_totals as (
+
+    select
+        slug,
+        variant_key,
+        order_currency,
+        count(*) as journeys,
+        sum(revenue) as revenue,
+        sum(revenue * revenue) as revenue_squares
+    from counted_journeys
+    where order_currency is not null
+    group by slug, variant_key, order_currency
+
+),
+
+conversion_rows as (
+
+    select
+        arms.slug,
+        arms.variant_key,
+        'conversion' as metric,
+        cast(null as text) as currency,
+        coalesce(arm_totals.journeys, 0) as journeys,
+        cast(coalesce(arm_totals.conversions, 0) as numeric(38, 2)) as total,
+        -- y is 0 or 1: y squared is y. Every branch typed alike: a union takes the first one's types.
+        cast(coalesce(arm_totals.conversions, 0) as numeric(38, 4)) as total_squares
+    from arms
+    left join arm_totals
+        on arms.slug = arm_totals.slug
+        and arms.variant_key = arm_totals.variant_key
+
+),
+
+loyalty_rows as (
+
+    select
+        arms.slug,
+        arms.variant_key,
+        'loyalty_points' as metric,
+        cast(null as text) as currency,
+        coalesce(arm_totals.journeys, 0) as journeys,
+        cast(coalesce(arm_totals.loyalty_points, 0) as numeric(38, 2)) as total,
+        cast(coalesce(arm_totals.loyalty_points_squares, 0) as numeric(38, 4)) as total_squares
+    from arms
+    left join arm_totals
+        on arms.slug = arm_totals.slug
+        and arms.variant_key = arm_totals.variant_key
+
+),
+
+revenue_rows as (
+
+    select
+        arms.slug,
+        arms.variant_key,
+        'revenue' as metric,
+        slug_currencies.order_currency as currency,
+        coalesce(arm_currency_totals.journeys, 0) as journeys,
+        cast(coalesce(arm_currency_totals.revenue, 0) as numeric(38, 2)) as total,
+        cast(coalesce(arm_currency_totals.revenue_squares, 0) as numeric(38, 4)) as total_squares
+    from arms
+    inner join slug_currencies
+        on arms.slug = slug_currencies.slug
+    left join arm_currency_totals
+        on arms.slug = arm_currency_totals.slug
+        and arms.variant_key = arm_currency_totals.variant_key
+        and slug_currencies.order_currency = arm_currency_totals.order_currency
+
+),
+
+metric_rows as (
+
+    select * from conversion_rows
+    union all
+    select * from loyalty_rows
+    union all
+    select * from revenue_rows
+
+)
+
+select
+    cast(slug as text) as slug,
+    cast(variant_key as text) as variant_key,
+    cast(metric as text) as metric,
+    cast(currency as text) as currency,
+    cast(journeys as bigint) as journeys,
+    cast(total as numeric(38, 2)) as total,
+    cast(total_squares as numeric(38, 4)) as total_squares,
+    {{ as_of_date() }} as as_of_date
+from metric_rows

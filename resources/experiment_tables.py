@@ -1,0 +1,104 @@
+"""The experiment results tables (`experiment_health`, `experiment_results`, contract section 9) in
+the warehouse: reading their inputs and replacing their rows, on DuckDB and on Postgres.
+
+Rows are replaced in one transaction (delete, insert), never dropped and recreated, so readers
+never see a missing table and `bi_reader`'s SELECT grant stays in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from models.experiment_digest import ChallengerResult, SlugExperiment
+from models.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS, HealthRow, MetricRow, ResultRow
+from resources.warehouse import Warehouse, WarehouseConnection
+
+_TYPES = {
+    "slug": "text", "variant_key": "text", "metric": "text", "currency": "text", "status": "text",
+    "control_variant_key": "text", "decision": "text", "as_of_date": "date",
+    "arms": "bigint", "journeys": "bigint", "multiple_exposure_journeys": "bigint", "control_journeys": "bigint",
+}  # every other column is a statistic: double precision
+BI_READER = "bi_reader"
+
+
+def _ddl(qualified: str, columns: Sequence[str]) -> str:
+    body = ", ".join(f"{name} {_TYPES.get(name, 'double precision')}" for name in columns)
+    return f"create table if not exists {qualified} ({body})"
+
+
+def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
+    """What the statistics need: metrics rows, controls, allocations (the seed, when built) and the
+    journeys left out for seeing two or more variants, all per slug."""
+    schema, staging = warehouse.schema, warehouse.staging_schema
+    with warehouse.connect(read_only=True) as conn:
+        metrics = [
+            MetricRow(r[0], r[1], r[2], r[3], int(r[4]), Decimal(r[5]), Decimal(r[6]))
+            for r in conn.fetchall(
+                "select slug, variant_key, metric, currency, journeys, total, total_squares "
+                f"from {schema}.experiment_variant_metrics")
+        ]
+        as_of = conn.fetchone(f"select max(as_of_date) from {schema}.experiment_variant_metrics")[0]
+        controls: dict[str, list[str]] = {}
+        for slug, key in conn.fetchall(
+                f"select slug, variant_key from {schema}.experiment_variant_journeys where is_control"):
+            controls.setdefault(slug, []).append(key)
+        allocations: dict[str, dict[str, float]] = {}
+        if conn.table_exists(staging, "experiment_allocations"):
+            for slug, key, weight in conn.fetchall(
+                    f"select slug, variant_key, weight from {staging}.experiment_allocations"):
+                allocations.setdefault(slug, {})[key] = float(weight)
+        multiple = {slug: int(n) for slug, n in conn.fetchall(
+            f"select slug, count(*) from {staging}.int_experiment_journey_arms "
+            "where is_multiple_exposure group by slug")}
+    return {"metrics": metrics, "as_of": as_of, "controls": controls, "allocations": allocations,
+            "multiple": multiple}
+
+
+def replace_results(warehouse: Warehouse, health: Sequence[HealthRow], results: Sequence[ResultRow]) -> None:
+    """Both tables' rows replaced by these, in one transaction."""
+    with warehouse.connect() as conn:
+        _replace(conn, f"{warehouse.schema}.experiment_health", HEALTH_COLUMNS, [h.to_row() for h in health])
+        _replace(conn, f"{warehouse.schema}.experiment_results", RESULT_COLUMNS, [r.to_row() for r in results])
+
+
+def _replace(conn: WarehouseConnection, qualified: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
+    conn.execute(_ddl(qualified, columns))
+    if conn.kind == "postgres":
+        conn.execute(
+            "do $grant$ begin if exists (select 1 from pg_roles where rolname = '" + BI_READER + "') then "
+            f"grant select on {qualified} to {BI_READER}; end if; end $grant$")
+    conn.execute(f"delete from {qualified}")
+    if not rows:
+        return
+    placeholders = ", ".join(f":{c}" for c in columns)
+    sql = f"insert into {qualified} ({', '.join(columns)}) values ({placeholders})"
+    # A few rows per slug and arm: plain inserts are quick enough and the same on both engines.
+    for row in rows:
+        conn.execute(sql, row)
+
+
+def read_digest_experiments(conn: WarehouseConnection, schema: str) -> tuple[SlugExperiment, ...]:
+    """Every slug's health and challenger results, for the digests (nothing before the first build)."""
+    if not (conn.table_exists(schema, "experiment_health") and conn.table_exists(schema, "experiment_results")):
+        return ()
+    results: dict[str, list[ChallengerResult]] = {}
+    control_journeys: dict[str, int] = {}
+    for r in conn.fetch_dicts(
+        "select slug, variant_key, metric, currency, control_journeys, journeys, relative_lift, "
+        f"sequential_ci_low, sequential_ci_high, decision from {schema}.experiment_results"
+    ):
+        results.setdefault(r["slug"], []).append(ChallengerResult(
+            r["variant_key"], r["metric"], r["currency"], int(r["journeys"]), r["relative_lift"],
+            r["sequential_ci_low"], r["sequential_ci_high"], r["decision"]))
+        if r["metric"] == "conversion":
+            control_journeys[r["slug"]] = int(r["control_journeys"])
+    out = []
+    for h in conn.fetch_dicts(
+        f"select slug, status, control_variant_key, srm_p_value, as_of_date from {schema}.experiment_health"
+    ):
+        challengers = sorted(results.get(h["slug"], []), key=lambda c: (c.variant_key, c.metric, c.currency or ""))
+        out.append(SlugExperiment(h["slug"], h["status"], h["control_variant_key"], control_journeys.get(h["slug"], 0),
+                                  h["srm_p_value"], h["as_of_date"], tuple(challengers)))
+    return tuple(sorted(out, key=lambda e: e.slug))
