@@ -137,8 +137,8 @@ def test_a_second_writer_on_the_duckdb_file_is_told_in_one_line(tmp_path):
 
     path = tmp_path / "wh.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
-         "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", (f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); "
+                                "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         warehouse = Warehouse(url=f"duckdb:///{path}", duckdb_lock_wait_seconds=0.5)

@@ -176,6 +176,7 @@ def test_pricing_ops_export_runs_the_job_and_reports_in_one_line(files_env, monk
 @pytest.mark.postgres
 def test_a_postgres_warehouse_exports_the_same_bytes_as_duckdb(files_env, pg_url, make_settings, tmp_path):
     import psycopg
+    from conftest import socket_url
 
     settings, rows = files_env
     export(settings, "run-duck")
@@ -195,6 +196,10 @@ def test_a_postgres_warehouse_exports_the_same_bytes_as_duckdb(files_env, pg_url
     assert record.rows_exported == 25
     assert [f.read_bytes() for f in batch_files(pg_settings, ".ndjson")] == duck_lines
     assert json.loads(pg_settings.export_cursor_path.read_text())["cursor"] == LOAD_2.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same warehouse over the local socket: the same bytes.
+    on_socket = make_settings(WAREHOUSE_URL=socket_url(pg_url), ONBOARDING_EXPORT_BATCH_SIZE=10, DATA_DIR=tmp_path / "sock")
+    assert export(on_socket, "run-pg-socket").rows_exported == 25
+    assert [f.read_bytes() for f in batch_files(on_socket, ".ndjson")] == duck_lines
 
     for fmt in ("csv", "parquet"):
         export(settings, f"duck-{fmt}", fmt=fmt, cursor_override="2026-01-01T00:00:00Z")

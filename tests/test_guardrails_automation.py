@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from conftest import socket_url
 from guardrails_support import RecordingServer, Reply, Window, table_rows, unused_port_url, write_status_mart
 
 from assets.guardrails import build_guardrail_definitions
@@ -43,7 +44,8 @@ ENGINES = [
 def warehouse(request, tmp_path) -> Warehouse:
     if request.param == "duckdb":
         return Warehouse(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
-    return Warehouse(url=request.getfixturevalue("pg_url"))
+    # Over the local socket (the Postgres pipeline test covers both, TCP and socket).
+    return Warehouse(url=socket_url(request.getfixturevalue("pg_url")))
 
 
 class Harness:

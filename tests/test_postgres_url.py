@@ -68,3 +68,29 @@ def test_psycopg_adbc_and_the_demo_source_reach_the_server_over_the_socket(pg_ur
     with adbc.connect(libpq_uri(url)) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from orders")
         assert cur.fetchone()[0] > 0
+
+
+@pytest.mark.postgres
+def test_a_mixed_case_source_schema_is_quoted_and_read(pg_url, tmp_path):
+    """SOURCE_SCHEMA is always quoted: the app's `AppData` schema (not `appdata`) is the one read."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+    from handmade_source import create_source, insert_rows
+
+    from assets.extract import extract_table
+    from models.source_tables import FULFILLMENT_PROVIDERS
+    from orchestration.settings import Settings
+    from resources.source import SourceDatabase
+    from resources.warehouse import Warehouse
+
+    assert Settings(_env_file=None, SOURCE_SCHEMA="AppData").SOURCE_SCHEMA == "AppData"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('create schema "AppData"')
+        create_source("postgres", conn, schema='"AppData"')
+        insert_rows("postgres", conn, "fulfillment_providers",
+                    [{"id": "p1", "name": "P", "platform": None, "created_at": datetime.now(UTC)}], schema='"AppData"')
+    source = SourceDatabase(database_url=socket_url(pg_url), schema_name="AppData")
+    result = extract_table(source, Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}"), FULFILLMENT_PROVIDERS,
+                           timedelta(minutes=10))
+    assert result.rows_inserted == 1
