@@ -99,3 +99,14 @@ def test_the_rejects_are_counted_in_the_run_metadata(dirty_build):
     assert (meta["orders.currency_invalid"], meta["orders.negative_total"]) == (1, 1)
     assert (meta["provider_guardrail_telemetry.window_end_before_start"],
             meta["provider_guardrail_telemetry.negative_count"], meta["onboarding_journey_events.journey_missing"]) == (1, 1, 1)
+
+
+def test_an_event_without_its_journey_stays_out_of_every_journey_count(dirty_build):
+    settings, _ = dirty_build
+    # Four exposures of dirty-slug, variant a; j-ghost's journey is not in the source.
+    assert _rows(settings, "select journey_count, exposure_count from analytics.experiment_slug_summary "
+                           "where slug = 'dirty-slug'") == [(3, 4)]
+    assert _rows(settings, "select variant_key, journey_count, active_journeys from analytics.experiment_variant_journeys "
+                           "where slug = 'dirty-slug'") == [("a", 3, 3)]
+    assert _rows(settings, "select sum(journey_count), sum(exposure_count) from analytics.experiment_daily_assignments "
+                           "where slug = 'dirty-slug'") == [(3, 4)]

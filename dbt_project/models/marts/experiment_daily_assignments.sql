@@ -43,13 +43,16 @@ spine as (
 daily_counts as (
 
     select
-        slug,
-        activity_date,
+        exposure_days.slug,
+        exposure_days.activity_date,
         count(*) as exposure_count,
-        count(distinct journey_id) as journey_count
+        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
+        count(distinct journeys.journey_id) as journey_count
     from exposure_days
-    where activity_date <= {{ as_of_date() }}
-    group by slug, activity_date
+    left join {{ ref('stg_raw__onboarding_journeys') }} as journeys
+        on exposure_days.journey_id = journeys.journey_id
+    where exposure_days.activity_date <= {{ as_of_date() }}
+    group by exposure_days.slug, exposure_days.activity_date
 
 )
 

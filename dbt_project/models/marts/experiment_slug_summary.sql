@@ -13,14 +13,23 @@ with exposures as (
     where slug in ({{ touched_slugs() }})
     {%- endif %}
 
+),
+
+journeys as (
+
+    select journey_id from {{ ref('stg_raw__onboarding_journeys') }}
+
 )
 
 select
-    cast(slug as text) as slug,
-    cast(count(distinct journey_id) as bigint) as journey_count,
-    cast(count(distinct variant_key) as bigint) as variant_count,
+    cast(exposures.slug as text) as slug,
+    -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
+    cast(count(distinct journeys.journey_id) as bigint) as journey_count,
+    cast(count(distinct exposures.variant_key) as bigint) as variant_count,
     cast(count(*) as bigint) as exposure_count,
-    cast(min(recorded_at) as timestamptz) as first_exposure_at,
-    cast(max(recorded_at) as timestamptz) as last_exposure_at
+    cast(min(exposures.recorded_at) as timestamptz) as first_exposure_at,
+    cast(max(exposures.recorded_at) as timestamptz) as last_exposure_at
 from exposures
-group by slug
+left join journeys
+    on exposures.journey_id = journeys.journey_id
+group by exposures.slug

@@ -50,7 +50,9 @@ journeys_per_current_variant as (
     select
         current_variant_of_journey.slug,
         current_variant_of_journey.variant_key,
-        count(*) as journey_count,
+        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is
+        -- no journey: it counts nowhere.
+        count(journeys.journey_id) as journey_count,
         count(case when journeys.journey_status = 'active' then 1 end) as active_journeys,
         count(case when journeys.journey_status = 'stalled' then 1 end) as stalled_journeys,
         count(case when journeys.journey_status = 'completed' then 1 end) as completed_journeys
