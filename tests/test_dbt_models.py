@@ -352,9 +352,10 @@ def test_variant_journeys_count_each_journey_under_its_latest_variant(duckdb_bui
     assert got == {
         # Latest spring-offer exposure per journey: j1 b (03-02 after a), j2 b (tie at 03-03 12:00,
         # id 5 > 4), j3 a, j4 a (03-06 after b), j5 a, j6 a, j7 b.
-        # a: j3 completed, j4 active, j5 stalled, j6 not loaded (no status) -> 4, 1, 1, 1.
+        # a: j3 completed, j4 active, j5 stalled; j6 has no journey row (not in the source: a counted
+        # reject, contract section 3 / issue 10) and is no journey -> 3, 1, 1, 1.
         # Its latest named exposure is event 4 "Spring A v2" (events 6, 8, 9, 10 have no name).
-        (SPRING, "a"): ("Spring A v2", False, 4, 1, 1, 1),
+        (SPRING, "a"): ("Spring A v2", False, 3, 1, 1, 1),
         # b: j1 active, j2 stalled, j7 completed; latest named: event 7. "true" string -> not control.
         (SPRING, "b"): ("Spring B final", False, 3, 1, 1, 1),
         # ctl: j2 moved on; its only name was the number 5 -> null; isControl JSON true.
@@ -373,8 +374,9 @@ def test_slug_summary(duckdb_build):
     cols = ("journey_count", "variant_count", "exposure_count", "first_exposure_at", "last_exposure_at")
     got = {slug: tuple(row[c] for c in cols) for slug, row in rows.items()}
     assert got == {
-        # Journeys j1..j7; variants a, b, ctl; events 1-11 (event 6 once); first event 1, last event 8.
-        SPRING: (7, 3, 11, utc("2026-03-01T10:00:00Z"), utc("2026-03-06T00:00:01Z")),
+        # Journeys j1..j7 but j6 (no journey row: no journey); variants a, b, ctl; events 1-11 (event
+        # 6 once, event 10 of j6 still an exposure); first event 1, last event 8.
+        SPRING: (6, 3, 11, utc("2026-03-01T10:00:00Z"), utc("2026-03-06T00:00:01Z")),
         "summer": (1, 1, 1, utc("2026-03-02T10:00:00Z"), utc("2026-03-02T10:00:00Z")),
         "big-spender": (2, 1, 2, utc("2026-03-01T12:00:00Z"), utc("2026-03-02T12:00:00Z")),
         "future-slug": (1, 1, 1, utc("2026-03-07T00:00:00Z"), utc("2026-03-07T00:00:00Z")),
@@ -396,7 +398,8 @@ def test_daily_assignments_spine_zero_days_and_late_events(duckdb_build):
         (SPRING, "2026-03-03"): (3, 2),
         (SPRING, "2026-03-04"): (0, 0),
         # 03-05: events 7 (23:59:59Z), 10, 11; event 8 (03-06 00:00:01Z) is after the as-of date.
-        (SPRING, "2026-03-05"): (3, 3),
+        # Event 10's journey j6 has no journey row: an exposure, no journey.
+        (SPRING, "2026-03-05"): (3, 2),
         ("summer", "2026-03-02"): (1, 1),
         ("summer", "2026-03-03"): (0, 0),
         ("summer", "2026-03-04"): (0, 0),
