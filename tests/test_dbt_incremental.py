@@ -33,11 +33,13 @@ COMPARED = [f"{SCHEMA}.{name}" for name in MARTS + list(EXPERIMENT_RESULT_TABLES
     f"{SCHEMA}_staging.int_experiment_journey_arms",
 ]
 # The as-of date of each step: it moves forward with the loads, then alone (step 4 brings in events
-# 8 and 14, loaded in steps 1 and 2 but after the as-of date until then).
-AS_OF_DATES = ["2026-03-04", "2026-03-05", "2026-03-05", "2026-03-07"]
+# 8 and 14, loaded in steps 1 and 2 but after the as-of date until then), then back (a re-run for a
+# past date: they leave again, and future-slug with them).
+AS_OF_DATES = ["2026-03-04", "2026-03-05", "2026-03-05", "2026-03-07", "2026-03-05"]
 # spring-offer's control (ctl) is named by the late-committed event 3: no comparison before it.
 EMPTY_UNTIL_CONTROL = {f"{SCHEMA}.experiment_results"}
-FINAL_STEP = "the as-of date moves forward, nothing new"
+AS_OF_FORWARD = "the as-of date moves forward, nothing new"
+FINAL_STEP = "the as-of date moves back, nothing new"
 # Comparisons computed even on a handful of journeys, so the statistics are numbers, not nulls.
 STATS_SETTINGS = ExperimentSettings(min_journeys=1)
 
@@ -94,6 +96,7 @@ def _loads(warehouse: Warehouse):
         _with(_by_id(ORDERS, "o1"), status="refunded"),
     ])
     yield "late-committed event, late journey, currency and status change"
+    yield AS_OF_FORWARD
     yield FINAL_STEP
 
 
@@ -127,8 +130,11 @@ def _assert_incremental_equals_full_refresh(incremental: Warehouse, full: Wareho
         built, rebuilt = _snapshot(incremental), _snapshot(full)
         for relation in COMPARED:
             assert built[relation] == rebuilt[relation], f"{relation} after {step}"
-            if relation not in EMPTY_UNTIL_CONTROL or step == FINAL_STEP:
+            if relation not in EMPTY_UNTIL_CONTROL or step in (AS_OF_FORWARD, FINAL_STEP):
                 assert rebuilt[relation], f"{relation} is empty after {step}: the comparison would prove nothing"
+        # The as-of steps did move something: event 14 (03-07) is future-slug's only exposure.
+        healthy = {row["slug"] for row in built[f"{SCHEMA}.experiment_health"]}
+        assert ("future-slug" in healthy) == (step == AS_OF_FORWARD), step
 
 
 def test_incremental_equals_full_refresh_on_duckdb(tmp_path):
