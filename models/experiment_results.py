@@ -2,8 +2,8 @@
 `experiment_variant_metrics`, the controls of `experiment_variant_journeys`, the allocation seed and
 the multiple-exposure counts to the rows of `experiment_health` and `experiment_results`.
 
-Every slug is recomputed from the small metrics mart (a handful of rows per arm): cheap, so no
-incremental state is kept here.
+Every slug is evaluated from the small metrics mart (a handful of rows per arm): cheap, so no
+incremental state is kept here; resources/experiment_tables.py rewrites only the slugs that differ.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ never see a missing table and `bi_reader`'s SELECT grant stays in place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from decimal import Decimal
+from numbers import Integral
 from typing import Any
 
 from models.experiment_digest import ChallengerResult, SlugExperiment
@@ -56,27 +58,64 @@ def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
             "multiple": multiple}
 
 
-def replace_results(warehouse: Warehouse, health: Sequence[HealthRow], results: Sequence[ResultRow]) -> None:
-    """Both tables' rows replaced by these, in one transaction."""
+def replace_results(warehouse: Warehouse, health: Sequence[HealthRow], results: Sequence[ResultRow]) -> list[str]:
+    """Both tables end up holding exactly these rows, in one transaction; returns the slugs rewritten.
+
+    Only the slugs whose rows differ from the stored ones are deleted and inserted again (a slug gone
+    from `health` loses its rows): a refresh that changed nothing writes nothing, and the result never
+    depends on what was stored before, so it equals a rebuild from empty tables.
+    """
+    health_rows = _by_slug(h.to_row() for h in health)
+    result_rows = _by_slug(r.to_row() for r in results)
     with warehouse.connect() as conn:
-        _replace(conn, f"{warehouse.schema}.experiment_health", HEALTH_COLUMNS, [h.to_row() for h in health])
-        _replace(conn, f"{warehouse.schema}.experiment_results", RESULT_COLUMNS, [r.to_row() for r in results])
+        tables = ((f"{warehouse.schema}.experiment_health", HEALTH_COLUMNS, health_rows),
+                  (f"{warehouse.schema}.experiment_results", RESULT_COLUMNS, result_rows))
+        for qualified, columns, _ in tables:
+            _ensure_table(conn, qualified, columns)
+        changed: set[str] = set()
+        for qualified, columns, wanted in tables:
+            stored = _by_slug(conn.fetch_dicts(f"select {', '.join(columns)} from {qualified}"))
+            changed |= {slug for slug in stored.keys() | wanted.keys()
+                        if _canonical(stored.get(slug, []), columns) != _canonical(wanted.get(slug, []), columns)}
+        for qualified, columns, wanted in tables:
+            _rewrite(conn, qualified, columns, sorted(changed), wanted)
+    return sorted(changed)
 
 
-def _replace(conn: WarehouseConnection, qualified: str, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
+def _by_slug(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["slug"], []).append(row)
+    return out
+
+
+def _canonical(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[tuple]:
+    """A slug's rows in a form that compares what was stored with what was computed: numbers as
+    Python floats/ints whatever the driver or numpy gave, sorted (tables have no row order)."""
+    def value(v: Any) -> Any:
+        if v is None or isinstance(v, bool | str | date):
+            return v
+        return int(v) if isinstance(v, Integral) else float(v)
+    return sorted((tuple(value(row[c]) for c in columns) for row in rows), key=repr)
+
+
+def _ensure_table(conn: WarehouseConnection, qualified: str, columns: Sequence[str]) -> None:
     conn.execute(_ddl(qualified, columns))
     if conn.kind == "postgres":
         conn.execute(
             "do $grant$ begin if exists (select 1 from pg_roles where rolname = '" + BI_READER + "') then "
             f"grant select on {qualified} to {BI_READER}; end if; end $grant$")
-    conn.execute(f"delete from {qualified}")
-    if not rows:
-        return
+
+
+def _rewrite(conn: WarehouseConnection, qualified: str, columns: Sequence[str], slugs: Sequence[str],
+             wanted: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
     placeholders = ", ".join(f":{c}" for c in columns)
     sql = f"insert into {qualified} ({', '.join(columns)}) values ({placeholders})"
-    # A few rows per slug and arm: plain inserts are quick enough and the same on both engines.
-    for row in rows:
-        conn.execute(sql, row)
+    for slug in slugs:
+        conn.execute(f"delete from {qualified} where slug = :slug", {"slug": slug})
+        # A few rows per slug and arm: plain inserts are quick enough and the same on both engines.
+        for row in wanted.get(slug, []):
+            conn.execute(sql, row)
 
 
 def read_digest_experiments(conn: WarehouseConnection, schema: str) -> tuple[SlugExperiment, ...]:

@@ -3,16 +3,22 @@
 The hand-written dataset of test_dbt_models arrives in three loads, as the extract would bring it:
 new events, a late event (old recorded_at), a late-committed event (a smaller id than rows already
 loaded, arriving after them), journeys and orders that arrive late, and status and currency changes
-in place. After each incremental build the marts must equal what `dbt build --full-refresh` makes
-of the same raw rows, on DuckDB and on PostgreSQL.
+in place, and an as-of date that moves forward (bringing in exposures loaded long before). After
+each incremental build the marts, and the experiment statistics computed from them, must equal what
+`dbt build --full-refresh` and the statistics written into empty tables make of the same raw rows,
+on DuckDB and on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 from dbt_helpers import load_raw_tables, parse_manifest, run_dbt, table_rows
 from test_dbt_models import DBT_VARS, EVENTS, JOURNEYS, MARTS, ORDERS, PROVIDERS, SCHEMA, TELEMETRY
 
+from assets.experiments import build_experiment_assets
+from models.experiment_results import ExperimentSettings
+from models.marts import EXPERIMENT_RESULT_TABLES
 from resources.warehouse import Warehouse
 
 pytestmark = pytest.mark.xdist_group("dbt_incremental")
@@ -21,10 +27,21 @@ LATE_COMMITTED = {3}  # a small id that becomes visible after larger ones were l
 LOAD_1 = "2026-03-06T00:00:00Z"
 LOAD_2 = "2026-03-06T01:00:00Z"
 LOAD_3 = "2026-03-06T02:00:00Z"
-COMPARED = [f"{SCHEMA}.{name}" for name in MARTS] + [
+COMPARED = [f"{SCHEMA}.{name}" for name in MARTS + list(EXPERIMENT_RESULT_TABLES)] + [
     f"{SCHEMA}_staging.stg_raw__pricing_experiment_exposures",
     f"{SCHEMA}_staging.pricing_experiment_payload_rejects",
+    f"{SCHEMA}_staging.int_experiment_journey_arms",
 ]
+# The as-of date of each step: it moves forward with the loads, then alone (step 4 brings in events
+# 8 and 14, loaded in steps 1 and 2 but after the as-of date until then), then back (a re-run for a
+# past date: they leave again, and future-slug with them).
+AS_OF_DATES = ["2026-03-04", "2026-03-05", "2026-03-05", "2026-03-07", "2026-03-05"]
+# spring-offer's control (ctl) is named by the late-committed event 3: no comparison before it.
+EMPTY_UNTIL_CONTROL = {f"{SCHEMA}.experiment_results"}
+AS_OF_FORWARD = "the as-of date moves forward, nothing new"
+FINAL_STEP = "the as-of date moves back, nothing new"
+# Comparisons computed even on a handful of journeys, so the statistics are numbers, not nulls.
+STATS_SETTINGS = ExperimentSettings(min_journeys=1)
 
 
 def _with(row: dict, **changes) -> dict:
@@ -79,26 +96,45 @@ def _loads(warehouse: Warehouse):
         _with(_by_id(ORDERS, "o1"), status="refunded"),
     ])
     yield "late-committed event, late journey, currency and status change"
+    yield AS_OF_FORWARD
+    yield FINAL_STEP
 
 
 def _snapshot(warehouse: Warehouse) -> dict[str, list[dict]]:
     return {relation: table_rows(warehouse, relation) for relation in COMPARED}
 
 
+def _statistics(warehouse: Warehouse, rebuild: bool) -> None:
+    """The experiment_health / experiment_results assets; `rebuild` starts from empty tables."""
+    if rebuild:
+        with warehouse.connect() as conn:
+            for table in EXPERIMENT_RESULT_TABLES:
+                conn.execute(f"drop table if exists {warehouse.schema}.{table}")
+    result = dg.materialize([build_experiment_assets(STATS_SETTINGS)], resources={"warehouse": warehouse})
+    assert result.success
+
+
 def _assert_incremental_equals_full_refresh(incremental: Warehouse, full: Warehouse, work) -> None:
     """The same loads on two warehouses: one built incrementally, one rebuilt in full each time."""
     manifests: dict[str, object] = {}
-    for step, _ in zip(_loads(incremental), _loads(full), strict=True):
+    for step, _, as_of in zip(_loads(incremental), _loads(full), AS_OF_DATES, strict=True):
         if not manifests:
             # One per database on Postgres (the manifest names it); DuckDB's are the same file name.
             manifests["incremental"] = parse_manifest(incremental, work)
             manifests["full"] = manifests["incremental"] if full.kind == "duckdb" else parse_manifest(full, work)
-        run_dbt(incremental, ["build"], work, DBT_VARS, manifest=manifests["incremental"])
-        run_dbt(full, ["build", "--full-refresh"], work, DBT_VARS, manifest=manifests["full"])
+        dbt_vars = {**DBT_VARS, "as_of_date": as_of}
+        run_dbt(incremental, ["build"], work, dbt_vars, manifest=manifests["incremental"])
+        run_dbt(full, ["build", "--full-refresh"], work, dbt_vars, manifest=manifests["full"])
+        _statistics(incremental, rebuild=False)
+        _statistics(full, rebuild=True)
         built, rebuilt = _snapshot(incremental), _snapshot(full)
         for relation in COMPARED:
             assert built[relation] == rebuilt[relation], f"{relation} after {step}"
-            assert rebuilt[relation], f"{relation} is empty after {step}: the comparison would prove nothing"
+            if relation not in EMPTY_UNTIL_CONTROL or step in (AS_OF_FORWARD, FINAL_STEP):
+                assert rebuilt[relation], f"{relation} is empty after {step}: the comparison would prove nothing"
+        # The as-of steps did move something: event 14 (03-07) is future-slug's only exposure.
+        healthy = {row["slug"] for row in built[f"{SCHEMA}.experiment_health"]}
+        assert ("future-slug" in healthy) == (step == AS_OF_FORWARD), step
 
 
 def test_incremental_equals_full_refresh_on_duckdb(tmp_path):

@@ -47,12 +47,16 @@
 
 
 {# Journeys whose mart rows may differ from the last run's: a new exposure, or a change of the
-   journey or its order. Everything when this mart has no watermark. #}
-{% macro touched_journeys() -%}
+   journey or its order (and, with as_of_window, an exposure the move of the as-of date brings in
+   or leaves out). Everything when this mart has no watermark. #}
+{% macro touched_journeys(as_of_window=false) -%}
   select exposures.journey_id
   from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
   where {{ _watermark('exposures_through') }} is null
       or exposures.loaded_at > {{ _watermark('exposures_through') }}
+  {%- if as_of_window %}
+      or {{ in_as_of_window('exposures.recorded_at') }}
+  {%- endif %}
   union
   select journey_state.journey_id
   from {{ ref('int_journey_order_state') }} as journey_state
@@ -61,16 +65,43 @@
 {%- endmacro %}
 
 
-{# Slugs those journeys were exposed to (and every slug when the as-of date moved, for marts that
-   depend on it). #}
-{% macro touched_slugs(depends_on_as_of_date=false) -%}
+{# Slugs those journeys were exposed to. Marts that depend on the as-of date: every slug when it
+   moved (depends_on_as_of_date: the daily spine runs through it), or only the slugs with an
+   exposure between the last run's as-of date and this one's (as_of_window: marts that merely
+   leave out exposures after it). #}
+{% macro touched_slugs(depends_on_as_of_date=false, as_of_window=false) -%}
   select distinct exposures.slug
   from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
   where exposures.journey_id in ({{ touched_journeys() }})
+  {%- if as_of_window %}
+      or {{ in_as_of_window('exposures.recorded_at') }}
+  {%- endif %}
   {%- if depends_on_as_of_date %}
       or {{ _watermark('as_of_date') }} is null
       or {{ _watermark('as_of_date') }} <> {{ as_of_date() }}
   {%- endif %}
+{%- endmacro %}
+
+
+{# True for an instant whose UTC day lies between this mart's last as-of date (exclusive) and this
+   run's (inclusive), in either direction: an exposure a later as-of date brings in (loaded long
+   ago, past the as-of date then) or an earlier one (a re-run for a past date) leaves out. False
+   without a watermark (everything is touched then anyway) and when the date did not move. #}
+{% macro in_as_of_window(timestamptz_expr) -%}
+  (
+    {{ utc_date(timestamptz_expr) }} > least({{ _watermark('as_of_date') }}, {{ as_of_date() }})
+    and {{ utc_date(timestamptz_expr) }} <= greatest({{ _watermark('as_of_date') }}, {{ as_of_date() }})
+    and {{ _watermark('as_of_date') }} <> {{ as_of_date() }}
+  )
+{%- endmacro %}
+
+
+{# post-hook of a mart whose every row carries the as-of date: the rows of slugs nothing touched
+   take this run's date, as a rebuild would give them (their sums did not change). #}
+{% macro stamp_as_of_date() -%}
+  {%- if is_incremental() -%}
+    update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date <> {{ as_of_date() }}
+  {%- endif -%}
 {%- endmacro %}
 
 

@@ -3,10 +3,24 @@
     its outcome uses the CURRENT journey and order rows (booked = order status paid or fulfilled
     now). A journey exposed to two or more variant keys is kept with is_multiple_exposure so the
     slug's health can count it; the metrics leave it out. A journey whose journey or order row has
-    not reached the warehouse yet is not booked and has no currency. -#}
+    not reached the warehouse yet is not booked and has no currency.
+    Incremental on journeys (macros/incremental.sql): a run recomputes every slug row of the journeys
+    that have a new exposure, a changed journey or order, or an exposure the move of the as-of date
+    brings in or leaves out. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched('journey_id', touched_journeys(as_of_window=true)) }}",
+    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
+) }}
+-- depends_on: {{ ref('int_journey_order_state') }}
 with exposures as (
 
     select * from {{ ref('int_experiment_exposures_as_of') }}
+    {%- if is_incremental() %}
+    where journey_id in ({{ touched_journeys(as_of_window=true) }})
+    {%- endif %}
 
 ),
 

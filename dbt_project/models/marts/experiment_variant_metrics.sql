@@ -5,11 +5,25 @@
       revenue         the order total when booked, else 0, per order currency.
     Journeys exposed to 2+ variant keys are left out. Every arm (every variant key exposed up to the
     as-of date) has its rows, 0 journeys included; revenue has a row for every arm and every currency
-    that any counted journey of the slug has. Every CTE is keyed by slug. -#}
+    that any counted journey of the slug has. Every CTE is keyed by slug.
+    Incremental on slugs (macros/incremental.sql): a run recomputes the slugs of journeys with a new
+    exposure or a changed journey or order, and the slugs with an exposure the move of the as-of
+    date brings in or leaves out; the other slugs' rows only take the new as-of date. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ delete_touched('slug', touched_slugs(as_of_window=true)) }}",
+    post_hook=["{{ stamp_as_of_date() }}", "{{ clear_watermark() }}", "{{ record_watermark() }}"]
+) }}
+-- depends_on: {{ ref('int_journey_order_state') }}
 with arms as (
 
     select distinct slug, variant_key
     from {{ ref('int_experiment_exposures_as_of') }}
+    {%- if is_incremental() %}
+    where slug in ({{ touched_slugs(as_of_window=true) }})
+    {%- endif %}
 
 ),
 
@@ -31,6 +45,9 @@ counted_journeys as (
         end as loyalty_points
     from {{ ref('int_experiment_journey_arms') }}
     where not is_multiple_exposure
+    {%- if is_incremental() %}
+        and slug in ({{ touched_slugs(as_of_window=true) }})
+    {%- endif %}
 
 ),
 
