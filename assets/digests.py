@@ -19,21 +19,12 @@ from typing import Any, Protocol
 import dagster as dg
 from pydantic import Field
 
-from models.digests import (
-    AutomationAction,
-    ConversionRow,
-    DigestContent,
-    DigestKind,
-    DigestPeriod,
-    as_utc,
-    build_email,
-    chart_window,
-    iso_z,
-    parse_period,
-    period_containing,
-    rank_slugs,
-    render_slack_digest,
-)
+from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs
+from models.digests.mail import build_email
+from models.digests.periods import DigestKind, DigestPeriod, parse_period, period_containing
+from models.digests.slack import render_slack_digest
+from models.digests.text import iso_z
+from models.instants import as_utc
 from models.marts import CONVERSION_SNAPSHOT as SNAPSHOT
 from models.marts import CONVERSION_SNAPSHOT_HISTORY as SNAPSHOT_HISTORY
 from models.marts import DAILY_ASSIGNMENTS

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from assets.digests import DigestOptions, delivery_state
-from models.digests import period_containing
+from models.digests.periods import period_containing
 from models.instants import as_utc
 from models.marts import MART_TABLES
 from models.readiness import (

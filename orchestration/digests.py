@@ -14,7 +14,7 @@ from assets.digests import (
     weekly_digest_email_job,
 )
 from assets.readiness import READINESS_KEY, readiness_report
-from models.digests import period_containing
+from models.digests.periods import period_containing
 from orchestration.resources import env_or_value
 from orchestration.settings import Settings, secret
 from resources.mail import Mailer

@@ -24,7 +24,7 @@ from digests_helpers import (
 )
 
 from assets.digests import DigestOptions, deliver_digest
-from models.digests import period_containing
+from models.digests.periods import period_containing
 from resources.slack import SlackDeliveryError, SlackNotifier
 from resources.warehouse import Warehouse
 
