@@ -1,4 +1,4 @@
-"""Dagster wiring of the digests feature: the Slack and email digest jobs on their schedules, the
+"""Dagster wiring of the digests feature: the Slack and email digest assets, their jobs on their schedules, the
 retry sensor, the readiness asset with its checks, and the resources only this feature uses
 (`mailer`, `digest_options`). `warehouse`, `source` and `slack` are shared (orchestration/resources.py).
 """
@@ -10,6 +10,7 @@ import dagster as dg
 from assets.digests import (
     DigestOptions,
     automation_slack_digest_job,
+    build_digest_assets,
     digest_run_config,
     weekly_digest_email_job,
 )
@@ -62,9 +63,10 @@ def _digest_schedule(name: str, cron: str, job: dg.JobDefinition, kind: str) -> 
     )
 
 
-def definitions(settings: Settings) -> dg.Definitions:
+def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
+    """The digest assets (downstream of the marts in `dbt_models` they read), jobs and schedules."""
     return dg.Definitions(
-        assets=[readiness_report],
+        assets=[*build_digest_assets(dbt_models), readiness_report],
         jobs=[automation_slack_digest_job, weekly_digest_email_job, readiness_job],
         schedules=[
             _digest_schedule(

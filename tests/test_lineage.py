@@ -45,6 +45,27 @@ def test_the_export_reads_the_segments_mart_and_guardrails_the_status_mart(graph
     assert [node.name for node in job.nodes] == ["export_onboarding_segments"]
 
 
+def test_the_digests_read_the_conversion_marts_and_the_experiment_statistics(graph):
+    from models.marts import CONVERSION_SNAPSHOT, CONVERSION_SNAPSHOT_HISTORY, DAILY_ASSIGNMENTS
+
+    defs, asset_graph = graph
+    dbt = _dbt_assets(defs)
+    marts = {get_asset_key_for_model([dbt], m) for m in (CONVERSION_SNAPSHOT, CONVERSION_SNAPSHOT_HISTORY, DAILY_ASSIGNMENTS)}
+    statistics = {dg.AssetKey("experiment_health"), dg.AssetKey("experiment_results")}
+    for key, job_name, op_name in (
+        ("automation_slack_digest", "automation_slack_digest", "send_automation_slack_digest"),
+        ("weekly_digest_email", "weekly_digest_email", "send_weekly_digest_email"),
+    ):
+        parents = asset_graph.get(dg.AssetKey(key)).parent_keys
+        assert marts | statistics <= parents, key
+        # The automatic pauses and resumes the digest lists come from the guardrail actions.
+        assert dg.AssetKey("guardrail_actions") in parents
+        # Job name, run-config path and the warehouse-writer tag as before.
+        job = defs.resolve_job_def(job_name)
+        assert [node.name for node in job.nodes] == [op_name]
+        assert job.tags["dagster/concurrency_key"] == "warehouse_writer"
+
+
 def test_every_asset_is_reachable_from_a_raw_source_asset(graph):
     _, asset_graph = graph
     keys = asset_graph.get_all_asset_keys()
