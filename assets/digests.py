@@ -22,6 +22,7 @@ from pydantic import Field
 
 from assets.experiments import HEALTH_KEY, RESULTS_KEY
 from assets.guardrails import GUARDRAIL_ACTIONS_KEY
+from assets.readiness_selection import without_readiness
 from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs
 from models.digests.mail import build_email
 from models.digests.periods import DigestKind, DigestPeriod, parse_period, period_containing
@@ -379,13 +380,13 @@ def build_digest_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefini
 
 automation_slack_digest_job = dg.define_asset_job(
     SLACK_JOB,
-    selection=dg.AssetSelection.assets(SLACK_DIGEST_KEY),
+    selection=without_readiness(dg.AssetSelection.assets(SLACK_DIGEST_KEY)),
     description="Provider automation Slack digest (contract section 6).",
     tags=WAREHOUSE_WRITER_TAGS,
 )
 weekly_digest_email_job = dg.define_asset_job(
     EMAIL_JOB,
-    selection=dg.AssetSelection.assets(EMAIL_DIGEST_KEY),
+    selection=without_readiness(dg.AssetSelection.assets(EMAIL_DIGEST_KEY)),
     description="Weekly digest email (contract section 6).",
     tags=WAREHOUSE_WRITER_TAGS,
 )

@@ -12,6 +12,7 @@ from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
+from assets.readiness_selection import without_readiness
 from models.experiment_results import ExperimentSettings
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
@@ -21,7 +22,7 @@ MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
 
 refresh_job = dg.define_asset_job(
     "refresh",
-    selection=dg.AssetSelection.groups("extract", "staging", "marts"),
+    selection=without_readiness(dg.AssetSelection.groups("extract", "staging", "marts")),
     # The marts group holds the experiment statistics too (computed from the metrics mart).
     description="Extract the source into the warehouse, dbt build every model, then the experiment statistics.",
     # One writer on the warehouse at a time (DuckDB allows one process on the file).
