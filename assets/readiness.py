@@ -214,6 +214,8 @@ def build_readiness_checks(dbt_models: dg.AssetsDefinition) -> dg.AssetChecksDef
 
     @dg.multi_asset_check(
         name=READINESS_CHECKS,
+        # A materialization from the UI runs the checks on the assets it builds, so they subset.
+        can_subset=True,
         specs=[
             dg.AssetCheckSpec(name, asset=key, description=f"readiness component `{name}` (`pricing-ops readyz`)")
             for name in COMPONENTS
@@ -228,8 +230,11 @@ def build_readiness_checks(dbt_models: dg.AssetsDefinition) -> dg.AssetChecksDef
         if not report.ready:
             context.log.warning("not ready: " + "; ".join(f"{c.name} {c.status}" for c in report.not_ready()))
         summary = {"ready": report.ready, "components": dg.MetadataValue.md(readiness_markdown(report))}
+        selected = context.selected_asset_check_keys
         for c in report.components:
             for key in targets[c.name]:
+                if dg.AssetCheckKey(key, c.name) not in selected:
+                    continue
                 yield dg.AssetCheckResult(
                     asset_key=key,
                     check_name=c.name,

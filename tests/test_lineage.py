@@ -150,3 +150,11 @@ def test_readiness_checks_sit_on_the_assets_they_judge(graph):
                  ("marts_freshness", "experiment_conversion_snapshot"), ("source", "raw/orders")]:
         assert pair in judged
     assert "readiness_report" not in {k.to_user_string() for k in asset_graph.get_all_asset_keys()}
+
+
+
+def test_an_asset_materialized_alone_gets_only_its_own_readiness_checks(graph):
+    # As from the UI's Materialize button: the checks on that asset come along, the others do not.
+    defs, _ = graph
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("guardrail_actions")})
+    assert sorted(node.name for node in job.nodes) == ["guardrail_actions", "readiness_checks"]
