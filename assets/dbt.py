@@ -26,6 +26,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from dagster_dbt.asset_utils import default_description_fn
 from packaging import version
 
 from assets.dbt_console import dbt_console
@@ -69,7 +70,7 @@ PREVIEW_ROWS = 10
 
 
 class PricingDbtTranslator(DagsterDbtTranslator):
-    """Groups by folder (staging with intermediate and seeds, marts) and tags the kind of warehouse."""
+    """Groups by folder (staging with intermediate and seeds, marts), keeps the warehouse kind, prose descriptions."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -78,7 +79,12 @@ class PricingDbtTranslator(DagsterDbtTranslator):
         # Intermediate models and seeds sit with staging: inputs of the marts, built by the same refresh.
         upstream = "staging" in fqn or "intermediate" in fqn or node.get("resource_type") == "seed"
         group = "marts" if "marts" in fqn else "staging" if upstream else spec.group_name
-        return spec.replace_attributes(group_name=group, kinds={"dbt", "sql"})
+        # Keep dagster-dbt's kinds (dbt and the adapter: duckdb or postgres), add sql.
+        return spec.replace_attributes(group_name=group, kinds={*spec.kinds, "sql"})
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        # The model's yml description as prose; the SQL is one click away in the code link.
+        return default_description_fn(dbt_resource_props, display_raw_sql=False)
 
 
 TRANSLATOR = PricingDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

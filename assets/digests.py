@@ -17,23 +17,18 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
-from models.digests import (
-    AutomationAction,
-    ConversionRow,
-    DigestContent,
-    DigestKind,
-    DigestPeriod,
-    as_utc,
-    build_email,
-    chart_window,
-    iso_z,
-    parse_period,
-    period_containing,
-    rank_slugs,
-    render_slack_digest,
-)
+from assets.experiments import HEALTH_KEY, RESULTS_KEY
+from assets.guardrails import GUARDRAIL_ACTIONS_KEY
+from assets.readiness_selection import without_readiness
+from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs
+from models.digests.mail import build_email
+from models.digests.periods import DigestKind, DigestPeriod, parse_period, period_containing
+from models.digests.slack import render_slack_digest
+from models.digests.text import iso_z
+from models.instants import as_utc
 from models.marts import CONVERSION_SNAPSHOT as SNAPSHOT
 from models.marts import CONVERSION_SNAPSHOT_HISTORY as SNAPSHOT_HISTORY
 from models.marts import DAILY_ASSIGNMENTS
@@ -297,7 +292,7 @@ def deliver_digest(
     )
 
 
-# Dagster ops and jobs --------------------------------------------------------------------------------
+# Dagster assets and jobs ------------------------------------------------------------------------------
 class DigestRunConfig(dg.Config):
     period: str | None = Field(
         default=None, description="Slack: UTC date YYYY-MM-DD; email: ISO week YYYY-Www. Default: the current one."
@@ -318,45 +313,83 @@ def _outcome_output(outcome: DeliveryOutcome) -> dg.Output:
     )
 
 
-@dg.op(description="Post the provider automation digest to Slack, once per UTC date.")
-def send_automation_slack_digest(
-    context: dg.OpExecutionContext,
-    config: DigestRunConfig,
-    warehouse: Warehouse,
-    slack: SlackNotifier,
-    digest_options: DigestOptions,
-):
-    outcome = deliver_digest(
-        "slack", config.period, warehouse=warehouse, options=digest_options, slack=slack, log=context.log
+SLACK_DIGEST_KEY = dg.AssetKey("automation_slack_digest")
+EMAIL_DIGEST_KEY = dg.AssetKey("weekly_digest_email")
+DIGEST_GROUP = "digests"
+# The op names are the run-config path (`ops.<name>.config.period`) the schedules, the retry sensor,
+# the CLI and the launchpad use: kept from when the digests were plain ops.
+OP_FOR_KIND = {"slack": "send_automation_slack_digest", "email": "send_weekly_digest_email"}
+# One writer on the warehouse at a time (the ledger and the claim are warehouse writes).
+WAREHOUSE_WRITER_TAGS = {"dagster/concurrency_key": "warehouse_writer"}
+
+
+def digest_upstream(dbt_models: dg.AssetsDefinition) -> list[dg.AssetKey]:
+    """What both digests read: the conversion snapshot and its history, the daily assignments (dbt
+    marts, keyed as dagster-dbt gives them), the experiment statistics and the automation follow-ups."""
+    marts = [get_asset_key_for_model([dbt_models], m) for m in (SNAPSHOT, SNAPSHOT_HISTORY, DAILY_ASSIGNMENTS)]
+    return [*marts, HEALTH_KEY, RESULTS_KEY, GUARDRAIL_ACTIONS_KEY]
+
+
+def build_digest_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    """The two digests as assets downstream of what they read; each materialization is one send
+    attempt of one period (`sent`, `already_sent` or `in_progress`, in the metadata and the output)."""
+    upstream = digest_upstream(dbt_models)
+
+    @dg.multi_asset(
+        name=OP_FOR_KIND["slack"],
+        outs={"result": dg.AssetOut(
+            key=SLACK_DIGEST_KEY, group_name=DIGEST_GROUP, kinds={"slack"},
+            description="Provider automation Slack digest (contract section 6), once per UTC date.",
+        )},
+        deps=upstream,
     )
-    yield _outcome_output(outcome)
+    def send_automation_slack_digest(
+        context: dg.AssetExecutionContext,
+        config: DigestRunConfig,
+        warehouse: Warehouse,
+        slack: SlackNotifier,
+        digest_options: DigestOptions,
+    ):
+        outcome = deliver_digest(
+            "slack", config.period, warehouse=warehouse, options=digest_options, slack=slack, log=context.log
+        )
+        return _outcome_output(outcome)
 
-
-@dg.op(description="Send the weekly digest email, once per ISO week.")
-def send_weekly_digest_email(
-    context: dg.OpExecutionContext,
-    config: DigestRunConfig,
-    warehouse: Warehouse,
-    mailer: Mailer,
-    digest_options: DigestOptions,
-):
-    outcome = deliver_digest(
-        "email", config.period, warehouse=warehouse, options=digest_options, mailer=mailer, log=context.log
+    @dg.multi_asset(
+        name=OP_FOR_KIND["email"],
+        outs={"result": dg.AssetOut(
+            key=EMAIL_DIGEST_KEY, group_name=DIGEST_GROUP, kinds={"email"},
+            description="Weekly digest email (contract section 6), once per ISO week.",
+        )},
+        deps=upstream,
     )
-    yield _outcome_output(outcome)
+    def send_weekly_digest_email(
+        context: dg.AssetExecutionContext,
+        config: DigestRunConfig,
+        warehouse: Warehouse,
+        mailer: Mailer,
+        digest_options: DigestOptions,
+    ):
+        outcome = deliver_digest(
+            "email", config.period, warehouse=warehouse, options=digest_options, mailer=mailer, log=context.log
+        )
+        return _outcome_output(outcome)
+
+    return [send_automation_slack_digest, send_weekly_digest_email]
 
 
-@dg.job(name=SLACK_JOB, description="Provider automation Slack digest (contract section 6).")
-def automation_slack_digest_job():
-    send_automation_slack_digest()
-
-
-@dg.job(name=EMAIL_JOB, description="Weekly digest email (contract section 6).")
-def weekly_digest_email_job():
-    send_weekly_digest_email()
-
-
-OP_FOR_KIND = {"slack": send_automation_slack_digest.name, "email": send_weekly_digest_email.name}
+automation_slack_digest_job = dg.define_asset_job(
+    SLACK_JOB,
+    selection=without_readiness(dg.AssetSelection.assets(SLACK_DIGEST_KEY)),
+    description="Provider automation Slack digest (contract section 6).",
+    tags=WAREHOUSE_WRITER_TAGS,
+)
+weekly_digest_email_job = dg.define_asset_job(
+    EMAIL_JOB,
+    selection=without_readiness(dg.AssetSelection.assets(EMAIL_DIGEST_KEY)),
+    description="Weekly digest email (contract section 6).",
+    tags=WAREHOUSE_WRITER_TAGS,
+)
 
 
 def digest_run_config(kind: str, period: str | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from assets.export_run import ExportFailed, run_export
 from assets.export_windows import cut_batches, read_export_windows  # noqa: F401
+from assets.readiness_selection import without_readiness
 from models.export_runs import ExportRunRecord
 from models.instants import format_instant
 from models.marts import SEGMENTS_MART
@@ -135,7 +136,7 @@ def build_export_asset(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefinition:
 
 onboarding_experiment_export = dg.define_asset_job(
     EXPORT_JOB_NAME,
-    selection=dg.AssetSelection.assets(EXPORT_ASSET_KEY),
+    selection=without_readiness(dg.AssetSelection.assets(EXPORT_ASSET_KEY)),
     description="Onboarding experiment export: new rows of onboarding_pricing_experiment_segments to the "
     "webhook, files or S3, in load order, resuming from the cursor (contract section 5).",
     # One export at a time in the run queue (with a limit of 1 for this key in dagster.yaml); the

@@ -29,6 +29,7 @@ from models.source_tables import (
     SOURCE_TABLES,
     SourceTable,
     arrow_wire_schema,
+    raw_columns,
 )
 from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers know them from here too
     ExtractResult,
@@ -268,8 +269,27 @@ class ExtractConfig(dg.Config):
 RESYNC_RUN_CONFIG = {"ops": {"extract_source": {"config": {"full_resync": True}}}}
 
 
-def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:
-    """One multi-asset for the five source tables: one process, one writer on the warehouse."""
+def raw_table_metadata(table: SourceTable, raw_schema: str | None, engine: str) -> dict[str, object]:
+    """The raw table's name and column schema (with `loaded_at` where the extract adds it), as the UI shows them."""
+    columns = [
+        dg.TableColumn(
+            c.name,
+            c.duckdb_type if engine == "duckdb" else c.postgres_type,
+            constraints=dg.TableColumnConstraints(nullable=c.nullable),
+        )
+        for c in raw_columns(table)
+    ]
+    return {
+        "dagster/table_name": f"{raw_schema}.{table.name}" if raw_schema else table.name,
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+    }
+
+
+def build_extract_assets(
+    default_lookback: timedelta, raw_schema: str | None = None, engine: str = "duckdb"
+) -> dg.AssetsDefinition:
+    """One multi-asset for the five source tables: one process, one writer on the warehouse.
+    `raw_schema` and `engine` name the raw tables and their column types in the asset metadata."""
 
     specs = [
         dg.AssetSpec(
@@ -278,6 +298,7 @@ def build_extract_assets(default_lookback: timedelta) -> dg.AssetsDefinition:
             description=f"Source table `{t.name}` copied into the warehouse raw schema ({t.merge}).",
             kinds={"python"},
             skippable=True,
+            metadata=raw_table_metadata(t, raw_schema, engine),
         )
         for t in SOURCE_TABLES
     ]

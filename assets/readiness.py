@@ -1,6 +1,6 @@
 """The readiness report: probes of the warehouse, the source, the marts' last builds and the state
 tables, turned into components by `models/readiness.py`. `pricing-ops readyz` prints it as JSON;
-the `readiness_report` asset shows each component as an asset check in the UI.
+each component shows in the UI as an asset check on the assets it judges (`build_readiness_checks`).
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset context annotation at runtime.
@@ -9,9 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 
-from assets.digests import DigestOptions, delivery_state
-from models.digests import period_containing
+from assets.digests import EMAIL_DIGEST_KEY, DigestOptions, delivery_state
+from assets.experiments import HEALTH_KEY
+from assets.export import EXPORT_ASSET_KEY
+from assets.guardrails import GUARDRAIL_ACTIONS_KEY
+from models.digests.periods import period_containing
 from models.instants import as_utc
 from models.marts import MART_TABLES
 from models.readiness import (
@@ -31,10 +35,11 @@ from models.readiness import (
     weekly_digest_component,
 )
 from models.source_tables import SOURCE_TABLES
+from resources.raw_tables import raw_asset_key
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse, WarehouseConnection
 
-READINESS_KEY = dg.AssetKey("readiness_report")
+READINESS_CHECKS = "readiness_checks"
 EXPORT_RUNS = "export_runs"
 AUTOMATION_RUNS = "automation_runs"
 AUTOMATION_STATE = "provider_automation_state"
@@ -187,34 +192,56 @@ def readiness_markdown(report: ReadinessReport) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    key=READINESS_KEY,
-    group_name="readiness",
-    description="Readiness of the platform (`pricing-ops readyz`): one asset check per component.",
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=READINESS_KEY, description=f"readiness component `{name}`")
-        for name in COMPONENTS
-    ],
-    kinds={"python"},
-)
-def readiness_report(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, source: SourceDatabase, digest_options: DigestOptions
-) -> dg.MaterializeResult:
-    report = collect_readiness(warehouse, source, digest_options, context.instance)
-    if not report.ready:
-        context.log.warning("not ready: " + "; ".join(f"{c.name} {c.status}" for c in report.not_ready()))
-    metadata: dict[str, Any] = {
-        "ready": report.ready,
-        "report": dg.MetadataValue.json(report.to_json()),
-        "components": dg.MetadataValue.md(readiness_markdown(report)),
+def readiness_targets(dbt_models: dg.AssetsDefinition) -> dict[str, list[dg.AssetKey]]:
+    """Each readiness component and the assets it judges: the warehouse and the source judge the
+    raw tables the extract writes, freshness every mart, each state its own asset."""
+    raw = [raw_asset_key(t.name) for t in SOURCE_TABLES]
+    return {
+        "warehouse": raw,
+        "source": raw,
+        "marts_freshness": [get_asset_key_for_model([dbt_models], m) for m in MART_TABLES],
+        "weekly_digest": [EMAIL_DIGEST_KEY],
+        "export": [EXPORT_ASSET_KEY],
+        "guardrails": [GUARDRAIL_ACTIONS_KEY],
+        "experiments": [HEALTH_KEY],
     }
-    checks = [
-        dg.AssetCheckResult(
-            check_name=c.name,
-            passed=c.ready,
-            severity=_severity(c),
-            metadata={"status": c.status, "message": c.message, "detail": dg.MetadataValue.json(c.to_json())},
-        )
-        for c in report.components
-    ]
-    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+
+def build_readiness_checks(dbt_models: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    """Readiness (`pricing-ops readyz`) as asset checks on the assets each component judges, all
+    evaluated by one probe of the platform; each result also carries the whole report."""
+    targets = readiness_targets(dbt_models)
+
+    @dg.multi_asset_check(
+        name=READINESS_CHECKS,
+        # A materialization from the UI runs the checks on the assets it builds, so they subset.
+        can_subset=True,
+        specs=[
+            dg.AssetCheckSpec(name, asset=key, description=f"readiness component `{name}` (`pricing-ops readyz`)")
+            for name in COMPONENTS
+            for key in targets[name]
+        ],
+    )
+    def readiness(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse, source: SourceDatabase,
+        digest_options: DigestOptions,
+    ):
+        report = collect_readiness(warehouse, source, digest_options, context.instance)
+        if not report.ready:
+            context.log.warning("not ready: " + "; ".join(f"{c.name} {c.status}" for c in report.not_ready()))
+        summary = {"ready": report.ready, "components": dg.MetadataValue.md(readiness_markdown(report))}
+        selected = context.selected_asset_check_keys
+        for c in report.components:
+            for key in targets[c.name]:
+                if dg.AssetCheckKey(key, c.name) not in selected:
+                    continue
+                yield dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name=c.name,
+                    passed=c.ready,
+                    severity=_severity(c),
+                    metadata={"status": c.status, "message": c.message,
+                              "detail": dg.MetadataValue.json(c.to_json()), **summary},
+                )
+
+    return readiness

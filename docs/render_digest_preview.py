@@ -21,16 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.digests import (  # noqa: E402 (after the path set-up)
-    AutomationAction,
-    ConversionRow,
-    DigestContent,
-    build_email,
-    chart_window,
-    parse_period,
-    rank_slugs,
-    render_slack_digest,
-)
+# After the path set-up (E402).
+from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs  # noqa: E402
+from models.digests.mail import build_email  # noqa: E402
+from models.digests.periods import parse_period  # noqa: E402
+from models.digests.slack import render_slack_digest  # noqa: E402
 
 APP_BASE_URL = "https://app.smplat.local"
 

@@ -3,7 +3,7 @@
 in sample ratio mismatch, for Slack (mrkdwn lines) and the email (text lines, HTML with a small
 interval chart per slug built from table cells, which every mail client draws).
 
-`models/digests.py` places these lines first in both digests and packs them within Block Kit limits;
+`models/digests/` places these lines first in both digests and packs them within Block Kit limits;
 with WEEKLY_DIGEST_ENABLED=false it leaves them out, as it does the conversion rows.
 """
 

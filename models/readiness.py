@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from models.digests import DigestPeriod, iso_z, previous_period
+from models.digests.periods import DigestPeriod, previous_period
+from models.digests.text import iso_z
 from models.export_runs import export_is_failing, failures_in_a_row
 
 COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails", "experiments")

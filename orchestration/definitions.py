@@ -20,7 +20,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         pipeline.definitions(settings, dbt_models, dbt_project),
         guardrails.definitions(settings),
         export.definitions(settings, dbt_models),
-        digests.definitions(settings),
+        digests.definitions(settings, dbt_models),
         dg.Definitions(resources=shared_resources(settings)),
     )
 

@@ -1,5 +1,5 @@
-"""Dagster wiring of the digests feature: the Slack and email digest jobs on their schedules, the
-retry sensor, the readiness asset with its checks, and the resources only this feature uses
+"""Dagster wiring of the digests feature: the Slack and email digest assets, their jobs on their schedules, the
+retry sensor, the readiness checks, and the resources only this feature uses
 (`mailer`, `digest_options`). `warehouse`, `source` and `slack` are shared (orchestration/resources.py).
 """
 
@@ -10,19 +10,18 @@ import dagster as dg
 from assets.digests import (
     DigestOptions,
     automation_slack_digest_job,
+    build_digest_assets,
     digest_run_config,
     weekly_digest_email_job,
 )
-from assets.readiness import READINESS_KEY, readiness_report
-from models.digests import period_containing
+from assets.readiness import build_readiness_checks
+from models.digests.periods import period_containing
 from orchestration.resources import env_or_value
 from orchestration.settings import Settings, secret
 from resources.mail import Mailer
 from sensors.digest_retries import digest_retry_sensor
 
-readiness_job = dg.define_asset_job(
-    "readiness", selection=dg.AssetSelection.assets(READINESS_KEY), description="The readiness report and its checks."
-)
+READINESS_JOB = "readiness"
 
 
 def build_mailer(settings: Settings) -> Mailer:
@@ -62,9 +61,18 @@ def _digest_schedule(name: str, cron: str, job: dg.JobDefinition, kind: str) -> 
     )
 
 
-def definitions(settings: Settings) -> dg.Definitions:
+def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
+    """The digest assets (downstream of the marts in `dbt_models` they read), jobs and schedules, and
+    the readiness checks on the assets they judge."""
+    readiness = build_readiness_checks(dbt_models)
+    readiness_job = dg.define_asset_job(
+        READINESS_JOB,
+        selection=dg.AssetSelection.checks(readiness),
+        description="The readiness report: its components as checks on the assets they judge.",
+    )
     return dg.Definitions(
-        assets=[readiness_report],
+        assets=build_digest_assets(dbt_models),
+        asset_checks=[readiness],
         jobs=[automation_slack_digest_job, weekly_digest_email_job, readiness_job],
         schedules=[
             _digest_schedule(

@@ -1,5 +1,5 @@
 """Dagster wiring of the pipeline: extract assets, dbt assets, the refresh job and schedule, and
-the asset checks a data engineer looks at (marts freshness, payload rejects rate)."""
+the asset checks a data engineer looks at (payload rejects rate) and the marts' freshness policy."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
+from assets.readiness_selection import without_readiness
 from models.experiment_results import ExperimentSettings
 from models.marts import MART_TABLES
 from orchestration.settings import Settings
@@ -21,7 +22,7 @@ MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
 
 refresh_job = dg.define_asset_job(
     "refresh",
-    selection=dg.AssetSelection.groups("extract", "staging", "marts"),
+    selection=without_readiness(dg.AssetSelection.groups("extract", "staging", "marts")),
     # The marts group holds the experiment statistics too (computed from the metrics mart).
     description="Extract the source into the warehouse, dbt build every model, then the experiment statistics.",
     # One writer on the warehouse at a time (DuckDB allows one process on the file).
@@ -42,18 +43,21 @@ def build_dbt_models(settings: Settings) -> tuple[dg.AssetsDefinition, DbtProjec
 
 
 def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project: DbtProject) -> dg.Definitions:
-    extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK)
+    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA)
+    extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK, warehouse.raw_schema, warehouse.kind)
     experiments = build_experiment_assets(ExperimentSettings(
         srm_p_threshold=settings.EXPERIMENT_SRM_P_THRESHOLD,
         sequential_tuning=settings.EXPERIMENT_SEQUENTIAL_TUNING,
         min_journeys=settings.EXPERIMENT_MIN_JOURNEYS,
     ))
-    freshness_checks = dg.build_last_update_freshness_checks(
-        assets=MART_KEYS, lower_bound_delta=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES)
+    # Freshness through the current API: a policy on each mart (no check asset, no sensor to run it).
+    marts_fresh = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES))
+    dbt_models = dbt_models.map_asset_specs(
+        lambda spec: spec.replace_attributes(freshness_policy=marts_fresh) if spec.key in MART_KEYS else spec
     )
     return dg.Definitions(
         assets=[extract_assets, dbt_models, experiments],
-        asset_checks=[*freshness_checks, payload_rejects_rate_check, source_row_rejects_check],
+        asset_checks=[payload_rejects_rate_check, source_row_rejects_check],
         jobs=[refresh_job],
         schedules=[
             dg.ScheduleDefinition(
@@ -75,7 +79,6 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             ),
         ],
-        sensors=[dg.build_sensor_for_freshness_checks(freshness_checks=freshness_checks)],
         resources={"dbt": dbt_cli_resource(dbt_project)},
         # Warehouse jobs have one writer anyway: the UI's ad-hoc materializations run in one
         # process too, instead of a process per step that each start Python, Dagster and dbt.

@@ -1,4 +1,4 @@
-"""The demo source's experiments with a known truth (models/demo_truth.py) come out as designed
+"""The demo source's experiments with a known truth (models/demo/truth.py) come out as designed
 when the section 9 rules are applied to it: a clear winner, a clear loser, a sample ratio mismatch
 and a neutral slug. The per-arm sums are taken here in plain SQL on the source (first exposure,
 journeys seeing two variants left out, current order status); the statistics are the real ones."""
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from models import demo_truth as truth
-from models.demo_data import EXPERIMENTS
+from models.demo import truth
+from models.demo.plan import EXPERIMENTS
 from models.experiment_results import ExperimentSettings, MetricRow, evaluate
 from resources.demo_source import write_demo_source
 

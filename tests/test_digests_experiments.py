@@ -24,7 +24,7 @@ from digests_helpers import (
 )
 
 from assets.digests import DigestOptions, deliver_digest
-from models.digests import MAX_BLOCKS, MAX_SECTION_CHARS
+from models.digests.slack import MAX_BLOCKS, MAX_SECTION_CHARS
 from models.experiment_results import ExperimentSettings, MetricRow, evaluate
 from resources.experiment_tables import replace_results
 from resources.mail import Mailer

@@ -14,7 +14,8 @@ from handmade_source import write_duckdb_source
 
 from assets.digests import deliver_digest
 from assets.readiness import collect_readiness
-from models.digests import chart_window, period_containing
+from models.digests.content import chart_window
+from models.digests.periods import period_containing
 from resources.mail import Mailer
 
 

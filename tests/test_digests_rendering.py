@@ -10,22 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from digests_helpers import section_texts, ts
 
-from models.digests import (
-    AutomationAction,
-    ConversionRow,
-    DigestContent,
-    build_email,
-    chart_window,
-    pack_sections,
-    parse_period,
-    period_containing,
-    previous_period,
-    rank_slugs,
-    render_email_html,
-    render_email_text,
-    render_slack_digest,
-    sparkline,
-)
+from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs
+from models.digests.mail import build_email, render_email_html, render_email_text
+from models.digests.periods import parse_period, period_containing, previous_period
+from models.digests.slack import pack_sections, render_slack_digest
+from models.digests.text import sparkline
 
 # Slack's Block Kit limits (contract section 6), spelled here rather than imported from the code
 # under test: at most 50 blocks a message, 3000 characters a section.

@@ -24,7 +24,7 @@ from digests_helpers import (
 )
 
 from assets.digests import DigestOptions, deliver_digest
-from models.digests import period_containing
+from models.digests.periods import period_containing
 from resources.slack import SlackDeliveryError, SlackNotifier
 from resources.warehouse import Warehouse
 
@@ -220,10 +220,14 @@ def test_a_past_period_shows_the_historical_snapshot_and_says_so(tmp_path, slack
 
 
 def _digest_definitions(settings) -> dg.Definitions:
-    from orchestration import digests
+    from orchestration import digests, pipeline
     from orchestration.resources import shared_resources
 
-    return dg.Definitions.merge(digests.definitions(settings), dg.Definitions(resources=shared_resources(settings)))
+    # The digest assets key their upstream marts on the dbt assets.
+    dbt_models, _ = pipeline.build_dbt_models(settings)
+    return dg.Definitions.merge(
+        digests.definitions(settings, dbt_models), dg.Definitions(resources=shared_resources(settings))
+    )
 
 
 def test_the_dagster_job_and_schedule_send_once_per_period(make_settings, slack_server, tmp_path):

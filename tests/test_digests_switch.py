@@ -31,10 +31,14 @@ SUPPRESSED_NOTE = (
 
 
 def _definitions(settings) -> dg.Definitions:
-    from orchestration import digests
+    from orchestration import digests, pipeline
     from orchestration.resources import shared_resources
 
-    return dg.Definitions.merge(digests.definitions(settings), dg.Definitions(resources=shared_resources(settings)))
+    # The digest assets key their upstream marts on the dbt assets.
+    dbt_models, _ = pipeline.build_dbt_models(settings)
+    return dg.Definitions.merge(
+        digests.definitions(settings, dbt_models), dg.Definitions(resources=shared_resources(settings))
+    )
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from digests_helpers import create_all_marts, duckdb_warehouse, insert, record_m
 from handmade_source import write_duckdb_source
 
 from assets.digests import DigestOptions, claim_delivery, record_failed, record_sent
-from assets.readiness import collect_readiness, readiness_report
+from assets.readiness import build_readiness_checks, collect_readiness, readiness_targets
 from models.marts import MART_TABLES
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
@@ -168,17 +168,25 @@ def test_an_unreachable_warehouse_is_reported_without_its_password(tmp_path):
     assert "pricing_ops_no_such_db" in report.component("warehouse").message
 
 
-def test_components_show_as_asset_checks(tmp_path, instance):
+def test_components_show_as_asset_checks_on_the_assets_they_judge(tmp_path, instance, make_settings):
+    from orchestration.pipeline import build_dbt_models
+
     warehouse = duckdb_warehouse(tmp_path / "wh.duckdb")
     create_all_marts(warehouse)
     record_mart_builds(instance)
-    result = dg.materialize(
-        [readiness_report],
-        instance=instance,
+    dbt_models, _ = build_dbt_models(make_settings())
+    checks = build_readiness_checks(dbt_models)
+    targets = readiness_targets(dbt_models)
+    defs = dg.Definitions(
+        assets=[dg.AssetSpec(key) for key in {k for keys in targets.values() for k in keys}],
+        asset_checks=[checks],
+        jobs=[dg.define_asset_job("readiness", selection=dg.AssetSelection.checks(checks))],
         resources={"warehouse": warehouse, "source": SourceDatabase(demo_path=str(tmp_path / "none.duckdb")),
                    "digest_options": OPTIONS},
     )
-    checks = {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
+    result = defs.resolve_job_def("readiness").execute_in_process(instance=instance)
+    evaluations = result.get_asset_check_evaluations()
+    checks = {e.check_name: (e.passed, e.severity) for e in evaluations}
     assert checks == {
         "warehouse": (True, dg.AssetCheckSeverity.ERROR),
         "source": (False, dg.AssetCheckSeverity.ERROR),
@@ -188,9 +196,19 @@ def test_components_show_as_asset_checks(tmp_path, instance):
         "guardrails": (True, dg.AssetCheckSeverity.ERROR),
         "experiments": (True, dg.AssetCheckSeverity.ERROR),
     }
-    [materialization] = result.asset_materializations_for_node("readiness_report")
-    assert materialization.metadata["ready"].value is False
-    assert "| source | error | no |" in materialization.metadata["components"].value
+    # Each component on the assets it judges: the source on the raw tables, freshness on every mart.
+    judged = {(e.check_name, e.asset_key.to_user_string()) for e in evaluations}
+    assert {key for name, key in judged if name == "source"} == {f"raw/{t}" for t in (
+        "fulfillment_providers", "orders", "onboarding_journeys", "onboarding_journey_events",
+        "provider_guardrail_telemetry")}
+    assert {key for name, key in judged if name == "marts_freshness"} == set(MART_TABLES)
+    assert {(n, k) for n, k in judged if n not in ("source", "warehouse", "marts_freshness")} == {
+        ("weekly_digest", "weekly_digest_email"), ("export", "export_onboarding_segments"),
+        ("guardrails", "guardrail_actions"), ("experiments", "experiment_health")}
+    # Every result carries the whole report too.
+    [source_check, *_] = [e for e in evaluations if e.check_name == "source"]
+    assert source_check.metadata["ready"].value is False
+    assert "| source | error | no |" in source_check.metadata["components"].value
 
 
 def test_readyz_prints_json_and_exits_non_zero_when_not_ready(tmp_path, monkeypatch, capsys, make_settings):

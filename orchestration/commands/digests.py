@@ -26,7 +26,7 @@ def send_digest(settings: Settings, kind: str, period: str | None) -> dict:
     """Run the digest job once (recorded in the Dagster instance); returns its outcome
     (`status`: sent, already_sent or in_progress)."""
     from assets.digests import JOB_FOR_KIND, OP_FOR_KIND, digest_run_config
-    from models.digests import parse_period
+    from models.digests.periods import parse_period
     from orchestration.job_runner import run_job
 
     if period:

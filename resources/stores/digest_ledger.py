@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.digests import period_containing
+from models.digests.periods import period_containing
 from models.instants import as_utc
 from models.readiness import DeliveryState, redact
 from resources.stores.tables import TableSpec, ensure_tables

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.demo_data import EXPERIMENTS
+from models.demo.plan import EXPERIMENTS
 
 
 @dataclass(frozen=True)
