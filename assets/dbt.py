@@ -11,9 +11,10 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from functools import cached_property
+from graphlib import TopologicalSorter
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ from assets.dbt_project import (
     vars_args,
 )
 from models.markdown import markdown_table
+from resources.stores.dbt_build_state import (
+    build_inputs,
+    last_build,
+    raw_fingerprint,
+    record_build,
+    selection_key,
+)
 from resources.warehouse import Warehouse
 
 # The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
@@ -93,6 +101,14 @@ TRANSLATOR = PricingDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 class DbtBuildConfig(dg.Config):
     as_of_date: str | None = None  # YYYY-MM-DD; default: the UTC date at the start of the run
     full_refresh: bool = False
+    # Run dbt even when a job tagged SKIP_WHEN_UNCHANGED_TAG finds nothing new since the last build.
+    force: bool = False
+
+
+# The jobs whose runs leave dbt alone when nothing changed since the last successful build of the
+# same selection (the scheduled/CLI refresh, the guardrail run). Only by tag: a materialization a
+# person selects in the UI (an ad-hoc asset job, untagged) always runs dbt.
+SKIP_WHEN_UNCHANGED_TAG = {"pricing_ops/dbt": "skip_when_unchanged"}
 
 
 def run_start_date(context: dg.AssetExecutionContext) -> date:
@@ -150,6 +166,23 @@ def build_dbt_assets(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
     ):
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
+        selection = selection_key(context.selected_asset_keys)
+        inputs = build_inputs(
+            raw_fingerprint(warehouse, upstream_raw_tables(context.assets_def, context.selected_asset_keys)),
+            as_of.isoformat(),
+            code_version(),
+            variables,
+        )
+        unchanged = _unchanged_since(context, config, warehouse, selection, inputs)
+        if unchanged is not None:
+            # The marts are what a build would make now (same raw rows, as-of date, code and vars),
+            # so each selected model is recorded as materialized by this run with `dbt: skipped`:
+            # the marts' freshness checks then keep passing, which is honest (the data is current
+            # against the source as of this run), whereas no materialization would page someone on
+            # a quiet source. The dbt tests are not re-run: their last results were on these rows.
+            context.log.info(f"marts up to date: nothing new since {unchanged}; dbt not started")
+            yield from _skipped_outputs(context, warehouse, nodes, unchanged)
+            return
         args = ["build", *vars_args(variables)]
         if config.full_refresh:
             args.append("--full-refresh")
@@ -176,8 +209,68 @@ def build_dbt_assets(
                 yield event.with_metadata({**event.metadata, **extra[_key_of(context, event)]})
             else:
                 yield event
+        # Reached only when dbt succeeded (dagster-dbt raises on a failed node or test).
+        record_build(warehouse, selection, inputs, context.run.run_id)
 
     return pricing_dbt_models, project
+
+
+def upstream_raw_tables(assets_def: dg.AssetsDefinition, keys: Iterable[dg.AssetKey]) -> set[str]:
+    """Names of the raw tables (`raw/<table>` keys) the selected dbt models read, transitively."""
+    deps = assets_def.asset_deps
+    seen: set[dg.AssetKey] = set()
+    todo = list(keys)
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        todo.extend(deps.get(key, ()))
+    return {key.path[-1] for key in seen if len(key.path) == 2 and key.path[0] == "raw"}
+
+
+def _unchanged_since(
+    context: dg.AssetExecutionContext, config: DbtBuildConfig, warehouse: Warehouse, selection: str, inputs: str
+) -> str | None:
+    """"<instant> (run <id>)" of the last successful build with these very inputs, when this run may
+    skip dbt (a tagged job, no full refresh, no `force`); else None."""
+    tag, value = next(iter(SKIP_WHEN_UNCHANGED_TAG.items()))
+    if context.run.tags.get(tag) != value or config.full_refresh or config.force:
+        return None
+    last = last_build(warehouse, selection)
+    if last is None or last[0] != inputs:
+        return None
+    return f"{last[1]} (run {last[2][:8]})"
+
+
+def _skipped_outputs(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, nodes: Mapping[str, Any], since: str
+) -> Iterator[dg.Output]:
+    """An output per selected model, marked skipped, with the marts' row counts and previews."""
+    relations: dict[dg.AssetKey, str] = {}
+    unique_ids: dict[dg.AssetKey, str] = {}
+    for key in context.selected_asset_keys:
+        spec = context.assets_def.specs_by_key[key]
+        unique_id = str(spec.metadata.get("dagster_dbt/unique_id", ""))
+        unique_ids[key] = unique_id
+        relation = _mart_relation(nodes.get(unique_id, {}), warehouse)
+        if relation:
+            relations[key] = relation
+    extra = preview_metadata(warehouse, relations) if relations else {}
+    # Dagster wants a multi-asset's outputs in dependency order.
+    selected = context.selected_asset_keys
+    deps = context.assets_def.asset_deps
+    order = TopologicalSorter({key: {dep for dep in deps.get(key, ()) if dep in selected} for key in selected})
+    for key in order.static_order():
+        yield dg.Output(
+            None,
+            output_name=context.assets_def.get_output_name_for_asset_key(key),
+            metadata={
+                "dbt": dg.MetadataValue.text(f"skipped: nothing new since {since}"),
+                "unique_id": dg.MetadataValue.text(unique_ids[key]),
+                **extra.get(key, {}),
+            },
+        )
 
 
 def added_nodes_excluded(
@@ -216,9 +309,15 @@ def _relations_of(
         if not isinstance(event, dg.Output):
             continue
         unique_id = getattr(event.metadata.get("unique_id"), "value", event.metadata.get("unique_id"))
-        node = nodes.get(str(unique_id), {})
-        if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental"):
-            # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
-            schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
-            relations[_key_of(context, event)] = f"{schema}.{node.get('alias') or node['name']}"
+        relation = _mart_relation(nodes.get(str(unique_id), {}), warehouse)
+        if relation:
+            relations[_key_of(context, event)] = relation
     return relations
+
+
+def _mart_relation(node: Mapping[str, Any], warehouse: Warehouse) -> str | None:
+    if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental"):
+        # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
+        schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
+        return f"{schema}.{node.get('alias') or node['name']}"
+    return None

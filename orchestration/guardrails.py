@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.dbt import SKIP_WHEN_UNCHANGED_TAG
 from assets.guardrails import GUARDRAIL_ACTIONS_KEY, build_guardrail_definitions
 from assets.readiness_selection import without_readiness
 from orchestration.resources import env_or_value
@@ -25,7 +26,8 @@ guardrail_evaluation_job = dg.define_asset_job(
     ),
     # One writer on the warehouse at a time (DuckDB allows one process on the file).
     executor_def=dg.in_process_executor,
-    tags={"dagster/concurrency_key": "warehouse_writer"},
+    # Nothing new since the last build: no dbt (DbtBuildConfig.force runs it anyway).
+    tags={"dagster/concurrency_key": "warehouse_writer", **SKIP_WHEN_UNCHANGED_TAG},
 )
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 from dagster_dbt import DbtProject
 
-from assets.dbt import build_dbt_assets, dbt_cli_resource
+from assets.dbt import SKIP_WHEN_UNCHANGED_TAG, build_dbt_assets, dbt_cli_resource
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
@@ -27,7 +27,8 @@ refresh_job = dg.define_asset_job(
     description="Extract the source into the warehouse, dbt build every model, then the experiment statistics.",
     # One writer on the warehouse at a time (DuckDB allows one process on the file).
     executor_def=dg.in_process_executor,
-    tags={"dagster/concurrency_key": "warehouse_writer"},
+    # Nothing new since the last build: no dbt (DbtBuildConfig.force runs it anyway).
+    tags={"dagster/concurrency_key": "warehouse_writer", **SKIP_WHEN_UNCHANGED_TAG},
 )
 
 

@@ -19,11 +19,6 @@ from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 
 class SlackDeliveryError(Exception):
@@ -59,6 +54,13 @@ class SlackNotifier(ConfigurableResource):
         return f"outbox folder {Path(self.outbox_dir).resolve()}"
 
     def _retry_handlers(self) -> list:
+        # slack-sdk is imported when a message goes out, not when the definitions load (~0.5 s).
+        from slack_sdk.http_retry.builtin_handlers import (
+            ConnectionErrorRetryHandler,
+            RateLimitErrorRetryHandler,
+            ServerErrorRetryHandler,
+        )
+
         return [
             ConnectionErrorRetryHandler(max_retry_count=self.max_retries),
             RateLimitErrorRetryHandler(max_retry_count=self.max_retries),

@@ -164,6 +164,18 @@ def test_sensor_job_dbt_actions_then_the_cli(make_settings, tmp_path, dbt_manife
         }
         assert paused == [("p-g3", "automation"), ("p-r5", "automation")]
 
+        # The evaluation again with no new telemetry: no dbt process, the actions still evaluated
+        # (and nothing acted on twice).
+        posted = len(slack.to(POST))
+        again = job.execute_in_process(instance=instance)
+        assert again.success
+        logs = [e.user_message for e in instance.all_logs(again.run_id)]
+        assert any(m.startswith("marts up to date: nothing new since") for m in logs)
+        assert not any(m.startswith("dbt build on") for m in logs)
+        redone = {e.asset_key.to_user_string() for e in again.get_asset_materialization_events()}
+        assert {"provider_guardrail_status", "guardrail_actions"} <= redone
+        assert len(slack.to(POST)) == posted
+
         # p-g3 clears; the sensor sees the new window; the CLI runs the evaluation (as cron would).
         add_duckdb_rows(
             settings.demo_source_path,

@@ -28,6 +28,11 @@ MART_ORDER = {
 
 
 def build_and_refresh(settings, as_of: str = ds.AS_OF) -> dg.ExecuteInProcessResult:
+    return refresh_with_logs(settings, as_of)[0]
+
+
+def refresh_with_logs(settings, as_of: str = ds.AS_OF) -> tuple[dg.ExecuteInProcessResult, list[str]]:
+    """The refresh job's result and the messages its steps logged."""
     from orchestration.definitions import build_definitions
 
     defs = build_definitions(settings)
@@ -37,8 +42,17 @@ def build_and_refresh(settings, as_of: str = ds.AS_OF) -> dg.ExecuteInProcessRes
             instance=instance,
             run_config={"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of}}}},
         )
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
     assert result.success
-    return result
+    return result, logs
+
+
+def dbt_started(logs: list[str]) -> bool:
+    """Whether the run started dbt (its step logs `dbt build on ...` first), from the run's logs."""
+    started = any(m.startswith("dbt build on") for m in logs)
+    skipped = any(m.startswith("marts up to date: nothing new since") for m in logs)
+    assert started != skipped
+    return started
 
 
 def mart_rows(warehouse_path: Path, mart: str, drop: tuple[str, ...] = ()) -> list[dict]:
@@ -152,12 +166,23 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     assert health == {"spring-offer": "not_enough_data", "winter": "no_control"}
     first = {m: mart_rows(wh, m) for m in MARTS}
 
-    build_and_refresh(embedded)  # nothing new in the source
+    # Nothing new in the source: no dbt process, the marts as they were, the marts still
+    # materialized by the run (their freshness holds: they are current) with the reason.
+    again, logs = refresh_with_logs(embedded)
+    assert not dbt_started(logs)
     assert {m: mart_rows(wh, m) for m in MARTS} == first
+    skipped = {m.asset_key.path[-1]: m.metadata for m in again.asset_materializations_for_node("pricing_dbt_models")}
+    assert set(MARTS) <= set(skipped)
+    assert skipped["experiment_conversion_snapshot"]["dbt"].value.startswith("skipped: nothing new since")
+    assert skipped["experiment_conversion_snapshot"]["dagster/row_count"].value == len(ds.CONVERSION)
+    stats = {m.asset_key.path[-1] for m in again.asset_materializations_for_node("experiment_statistics")}
+    assert stats == {"experiment_health", "experiment_results"}  # downstream still runs
 
     add_duckdb_rows(embedded.demo_source_path, ds.CHANGES)
-    build_and_refresh(embedded)
+    _, logs = refresh_with_logs(embedded)  # new rows: dbt runs
+    assert dbt_started(logs)
     incremental = {m: mart_rows(wh, m, drop=("loaded_at",)) for m in MARTS}
+    assert {m: mart_rows(wh, m) for m in MARTS} != first
 
     # Full rebuild: a fresh warehouse from the same (changed) source.
     fresh = make_settings(DATA_DIR=tmp_path / "fresh")
@@ -166,6 +191,9 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     build_and_refresh(fresh)
     rebuilt = {m: mart_rows(fresh.data_dir / "warehouse.duckdb", m, drop=("loaded_at",)) for m in MARTS}
     assert incremental == rebuilt
+    # Another as-of date is another build, even with nothing new.
+    _, logs = refresh_with_logs(fresh, as_of="2030-01-01")
+    assert dbt_started(logs)
 
     # And the changes landed: o3 is now booked, j3 moved to b, j5 completed, p1's latest window is ok.
     conversion = {(r["slug"], r["order_currency"]): (r["order_total"], r["order_count"])
