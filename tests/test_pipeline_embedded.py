@@ -177,6 +177,18 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     assert skipped["experiment_conversion_snapshot"]["dagster/row_count"].value == len(ds.CONVERSION)
     stats = {m.asset_key.path[-1] for m in again.asset_materializations_for_node("experiment_statistics")}
     assert stats == {"experiment_health", "experiment_results"}  # downstream still runs
+    # One mart a person materializes from the UI (the implicit asset job, untagged) still runs dbt.
+    from orchestration.definitions import build_definitions
+
+    adhoc = build_definitions(embedded).resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        one = adhoc.execute_in_process(
+            instance=instance,
+            asset_selection=[dg.AssetKey("experiment_slug_summary")],
+            run_config={"ops": {"pricing_dbt_models": {"config": {"as_of_date": ds.AS_OF}}}},
+        )
+        assert one.success and dbt_started([e.user_message for e in instance.all_logs(one.run_id)])
+    assert {m: mart_rows(wh, m) for m in MARTS} == first
 
     add_duckdb_rows(embedded.demo_source_path, ds.CHANGES)
     _, logs = refresh_with_logs(embedded)  # new rows: dbt runs
