@@ -17,7 +17,7 @@ from assets.export import EXPORT_ASSET_KEY
 from assets.guardrails import GUARDRAIL_ACTIONS_KEY
 from models.digests.periods import period_containing
 from models.instants import as_utc
-from models.marts import MART_TABLES
+from models.marts import EXPERIMENT_HEALTH, MART_TABLES, SEGMENTS_MART
 from models.readiness import (
     COMPONENTS,
     CONVERSION_MART,
@@ -37,14 +37,12 @@ from models.readiness import (
 from models.source_tables import SOURCE_TABLES
 from resources.raw_tables import raw_asset_key
 from resources.source import SourceDatabase
+from resources.stores.export_runs import EXPORT_RUNS
+from resources.stores.guardrail_tables import RUNS as AUTOMATION_RUNS
+from resources.stores.guardrail_tables import STATE as AUTOMATION_STATE
 from resources.warehouse import Warehouse, WarehouseConnection
 
 READINESS_CHECKS = "readiness_checks"
-EXPORT_RUNS = "export_runs"
-AUTOMATION_RUNS = "automation_runs"
-AUTOMATION_STATE = "provider_automation_state"
-SEGMENTS_MART = "onboarding_pricing_experiment_segments"
-EXPERIMENT_HEALTH = "experiment_health"
 # Enough history to count failures in a row far past the escalation threshold.
 EXPORT_RUNS_READ = 50
 

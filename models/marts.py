@@ -23,6 +23,8 @@ MART_TABLES: tuple[str, ...] = (
 )
 
 # Written by the experiment results assets (Python, contract section 9), read by BI like the marts.
-EXPERIMENT_RESULT_TABLES: tuple[str, ...] = ("experiment_health", "experiment_results")
+EXPERIMENT_HEALTH = "experiment_health"
+EXPERIMENT_RESULTS = "experiment_results"
+EXPERIMENT_RESULT_TABLES: tuple[str, ...] = (EXPERIMENT_HEALTH, EXPERIMENT_RESULTS)
 # Everything `bi_reader` may SELECT.
 BI_TABLES: tuple[str, ...] = MART_TABLES + EXPERIMENT_RESULT_TABLES

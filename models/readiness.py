@@ -18,9 +18,10 @@ from typing import Any
 from models.digests.periods import DigestPeriod, previous_period
 from models.digests.text import iso_z
 from models.export_runs import export_is_failing, failures_in_a_row
+from models.marts import CONVERSION_SNAPSHOT
 
 COMPONENTS = ("warehouse", "source", "marts_freshness", "weekly_digest", "export", "guardrails", "experiments")
-CONVERSION_MART = "experiment_conversion_snapshot"
+CONVERSION_MART = CONVERSION_SNAPSHOT
 READY_STATUSES = frozenset({"ok", "suppressed", "never_run", "degraded"})
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")

@@ -19,6 +19,7 @@ from models.digests.text import (
 )
 from models.experiment_digest import slack_heading, slack_lines, worth_telling
 from models.slack_format import (
+    SECTION_CHARS,
     conversion_link_label,
     conversions_url,
     escape_mrkdwn,
@@ -30,7 +31,7 @@ from models.slack_format import (
 MAX_BLOCKS = 50
 
 
-MAX_SECTION_CHARS = 3000
+MAX_SECTION_CHARS = SECTION_CHARS
 
 
 MAX_HEADER_CHARS = 150

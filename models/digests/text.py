@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from models.digests.content import AutomationAction, ConversionRow, DigestContent
-from models.instants import as_utc
+from models.instants import utc_z
 
 # Long free text is cut before escaping, so a cut never splits an `&amp;` entity.
 MAX_NAME_CHARS = 80
@@ -32,9 +32,7 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 # Formatting helpers ------------------------------------------------------------------------------
 def iso_z(instant: datetime | None) -> str:
     """ISO 8601 in UTC with `Z`, whole seconds (a naive value is taken as UTC); `-` for none."""
-    if instant is None:
-        return "-"
-    return as_utc(instant).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # type: ignore[union-attr]
+    return "-" if instant is None else utc_z(instant, "seconds")
 
 
 def money(amount: Decimal) -> str:
