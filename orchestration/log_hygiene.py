@@ -56,7 +56,7 @@ def _expand(values: Iterable[str]) -> list[str]:
             parts = urlsplit(value)
             if parts.password:
                 out.update({parts.password, unquote(parts.password)})
-            # A webhook URL's path is its token (hooks.slack.com/services/T../B../XXXX).
+            # A webhook URL's path is its token (hooks.slack.com/services/<team>/<bot>/<secret>).
             if parts.path.strip("/") and not parts.password and parts.scheme.startswith("http"):
                 out.add(parts.path)
             if parts.query:

@@ -88,40 +88,27 @@ arm_currency_totals as (
 
 ),
 
-conversion_rows as (
+{#- conversion and loyalty_points: one row per arm, across currencies. A conversion y is 0 or 1, so
+    its squares are its total. Every branch typed alike: a union takes the first one's types. #}
+{%- for metric, total, squares in [('conversion', 'conversions', 'conversions'),
+                                   ('loyalty_points', 'loyalty_points', 'loyalty_points_squares')] %}
+{{ metric }}_rows as (
 
     select
         arms.slug,
         arms.variant_key,
-        'conversion' as metric,
+        '{{ metric }}' as metric,
         cast(null as text) as currency,
         coalesce(arm_totals.journeys, 0) as journeys,
-        cast(coalesce(arm_totals.conversions, 0) as numeric(38, 2)) as total,
-        -- y is 0 or 1: y squared is y. Every branch typed alike: a union takes the first one's types.
-        cast(coalesce(arm_totals.conversions, 0) as numeric(38, 4)) as total_squares
+        cast(coalesce(arm_totals.{{ total }}, 0) as numeric(38, 2)) as total,
+        cast(coalesce(arm_totals.{{ squares }}, 0) as numeric(38, 4)) as total_squares
     from arms
     left join arm_totals
         on arms.slug = arm_totals.slug
         and arms.variant_key = arm_totals.variant_key
 
 ),
-
-loyalty_rows as (
-
-    select
-        arms.slug,
-        arms.variant_key,
-        'loyalty_points' as metric,
-        cast(null as text) as currency,
-        coalesce(arm_totals.journeys, 0) as journeys,
-        cast(coalesce(arm_totals.loyalty_points, 0) as numeric(38, 2)) as total,
-        cast(coalesce(arm_totals.loyalty_points_squares, 0) as numeric(38, 4)) as total_squares
-    from arms
-    left join arm_totals
-        on arms.slug = arm_totals.slug
-        and arms.variant_key = arm_totals.variant_key
-
-),
+{% endfor %}
 
 revenue_rows as (
 
@@ -147,7 +134,7 @@ metric_rows as (
 
     select * from conversion_rows
     union all
-    select * from loyalty_rows
+    select * from loyalty_points_rows
     union all
     select * from revenue_rows
 
