@@ -8,6 +8,7 @@ start of the run (UTC) and the guardrail thresholds from the settings.
 
 
 import json
+import logging
 import shutil
 import sys
 import time
@@ -41,11 +42,11 @@ from assets.dbt_project import (
 )
 from models.markdown import markdown_table
 from resources.stores.dbt_build_state import (
+    asset_name,
     build_inputs,
-    last_build,
+    last_builds,
     raw_fingerprint,
-    record_build,
-    selection_key,
+    record_builds,
 )
 from resources.warehouse import Warehouse
 
@@ -111,6 +112,19 @@ class DbtBuildConfig(dg.Config):
 SKIP_WHEN_UNCHANGED_TAG = {"pricing_ops/dbt": "skip_when_unchanged"}
 
 
+class _SkippedTestsQuiet(logging.Filter):
+    """A skipped build reports no result for its dbt tests (their last results stand, the step says
+    so in one line); Dagster would warn once per test (115 lines) that the step downstream proceeds
+    without gating on it. A failed build fails the step, so nothing else ends up here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Blocking asset check") and "emitted no result in step 'pricing_dbt_models'" in message)
+
+
+logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedTestsQuiet())
+
+
 def run_start_date(context: dg.AssetExecutionContext) -> date:
     """The UTC date at the start of the run (contract: the as-of date)."""
     stats = context.instance.get_run_stats(context.run.run_id)
@@ -166,14 +180,8 @@ def build_dbt_assets(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
     ):
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
-        selection = selection_key(context.selected_asset_keys)
-        inputs = build_inputs(
-            raw_fingerprint(warehouse, upstream_raw_tables(context.assets_def, context.selected_asset_keys)),
-            as_of.isoformat(),
-            code_version(),
-            variables,
-        )
-        unchanged = _unchanged_since(context, config, warehouse, selection, inputs)
+        inputs = _inputs_by_asset(context, warehouse, as_of, variables)
+        unchanged = _unchanged_since(context, config, warehouse, inputs)
         if unchanged is not None:
             # The marts are what a build would make now (same raw rows, as-of date, code and vars),
             # so each selected model is recorded as materialized by this run with `dbt: skipped`:
@@ -210,7 +218,7 @@ def build_dbt_assets(
             else:
                 yield event
         # Reached only when dbt succeeded (dagster-dbt raises on a failed node or test).
-        record_build(warehouse, selection, inputs, context.run.run_id)
+        record_builds(warehouse, inputs, context.run.run_id)
 
     return pricing_dbt_models, project
 
@@ -229,18 +237,35 @@ def upstream_raw_tables(assets_def: dg.AssetsDefinition, keys: Iterable[dg.Asset
     return {key.path[-1] for key in seen if len(key.path) == 2 and key.path[0] == "raw"}
 
 
+def _inputs_by_asset(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, as_of: date, variables: Mapping[str, Any]
+) -> dict[str, str]:
+    """What a build of each selected model reads now: its raw tables' fingerprints, the as-of date,
+    the code version and the vars."""
+    fingerprint = raw_fingerprint(warehouse, upstream_raw_tables(context.assets_def, context.selected_asset_keys))
+    version_now = code_version()
+    out = {}
+    for key in context.selected_asset_keys:
+        tables = upstream_raw_tables(context.assets_def, [key])
+        own = {name: fingerprint[name] for name in sorted(tables)}
+        out[asset_name(key)] = build_inputs(own, as_of.isoformat(), version_now, variables)
+    return out
+
+
 def _unchanged_since(
-    context: dg.AssetExecutionContext, config: DbtBuildConfig, warehouse: Warehouse, selection: str, inputs: str
+    context: dg.AssetExecutionContext, config: DbtBuildConfig, warehouse: Warehouse, inputs: Mapping[str, str]
 ) -> str | None:
-    """"<instant> (run <id>)" of the last successful build with these very inputs, when this run may
-    skip dbt (a tagged job, no full refresh, no `force`); else None."""
+    """"<instant> (run <id>)" of the latest of the last successful builds of the selected models,
+    when each of them was built from these very inputs and this run may skip dbt (a tagged job, no
+    full refresh, no `force`); else None."""
     tag, value = next(iter(SKIP_WHEN_UNCHANGED_TAG.items()))
     if context.run.tags.get(tag) != value or config.full_refresh or config.force:
         return None
-    last = last_build(warehouse, selection)
-    if last is None or last[0] != inputs:
+    last = last_builds(warehouse, inputs)
+    if any(name not in last or last[name][0] != wanted for name, wanted in inputs.items()):
         return None
-    return f"{last[1]} (run {last[2][:8]})"
+    built_at, run_id = max((built_at, run_id) for _, built_at, run_id in last.values())
+    return f"{built_at} (run {run_id[:8]})"
 
 
 def _skipped_outputs(

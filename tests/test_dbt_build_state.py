@@ -11,10 +11,9 @@ from dbt_helpers import load_raw_tables
 
 from resources.stores.dbt_build_state import (
     build_inputs,
-    last_build,
+    last_builds,
     raw_fingerprint,
-    record_build,
-    selection_key,
+    record_builds,
 )
 from resources.warehouse import Warehouse
 
@@ -54,25 +53,18 @@ def test_fingerprint_moves_with_every_change_and_the_record_survives(warehouse):
     assert appended["onboarding_journey_events"][0] == first["onboarding_journey_events"][0] + 1
     assert appended["onboarding_journey_events"] != updated["onboarding_journey_events"]
 
-    # The record of a build, per selection, read back by another connection.
+    # The record of a build, per model, read back by another connection.
     inputs = build_inputs(appended, ds.AS_OF, "v1", {"x": 1})
-    refresh, guardrail = selection_key([ds_key("a"), ds_key("b")]), selection_key([ds_key("b")])
-    assert refresh != guardrail and selection_key([ds_key("b"), ds_key("a")]) == refresh
-    assert last_build(warehouse, refresh) is None
-    record_build(warehouse, refresh, inputs, "run-1-abcdef")
-    record_build(warehouse, refresh, inputs, "run-2-abcdef")  # a later build replaces the record
-    saved, built_at, run_id = last_build(warehouse, refresh)
-    assert (saved, run_id) == (inputs, "run-2-abcdef") and built_at.endswith("Z")
-    assert last_build(warehouse, guardrail) is None
+    assert last_builds(warehouse, ["a", "b"]) == {}
+    record_builds(warehouse, {"a": inputs, "staging/b": "older"}, "run-1-abcdef")
+    record_builds(warehouse, {"staging/b": inputs}, "run-2-abcdef")  # a later build replaces its record
+    last = last_builds(warehouse, ["a", "staging/b", "c"])
+    assert sorted(last) == ["a", "staging/b"]
+    assert (last["a"][0], last["a"][2]) == (inputs, "run-1-abcdef") and last["a"][1].endswith("Z")
+    assert (last["staging/b"][0], last["staging/b"][2]) == (inputs, "run-2-abcdef")
     assert build_inputs(appended, "2026-11-21", "v1", {"x": 1}) != inputs  # the as-of date counts
 
 
 def _event(row: dict, loaded_at: str) -> dict:
     payload = row["payload"]
     return {**row, "loaded_at": loaded_at, "payload": payload if isinstance(payload, str) else json.dumps(payload)}
-
-
-def ds_key(name: str):
-    import dagster as dg
-
-    return dg.AssetKey(name)

@@ -177,9 +177,17 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     assert skipped["experiment_conversion_snapshot"]["dagster/row_count"].value == len(ds.CONVERSION)
     stats = {m.asset_key.path[-1] for m in again.asset_materializations_for_node("experiment_statistics")}
     assert stats == {"experiment_health", "experiment_results"}  # downstream still runs
-    # One mart a person materializes from the UI (the implicit asset job, untagged) still runs dbt.
+    # The guardrail run right after reads telemetry the refresh's build already read: its models
+    # are up to date (recorded per model), so it leaves dbt alone too.
     from orchestration.definitions import build_definitions
 
+    guardrail = build_definitions(embedded).resolve_job_def("guardrail_evaluation")
+    with dg.instance_for_test() as instance:
+        run = guardrail.execute_in_process(
+            instance=instance, run_config={"ops": {"pricing_dbt_models": {"config": {"as_of_date": ds.AS_OF}}}}
+        )
+        assert run.success and not dbt_started([e.user_message for e in instance.all_logs(run.run_id)])
+    # One mart a person materializes from the UI (the implicit asset job, untagged) still runs dbt.
     adhoc = build_definitions(embedded).resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
         one = adhoc.execute_in_process(

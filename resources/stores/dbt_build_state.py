@@ -1,4 +1,4 @@
-"""`<schema>_staging.dbt_builds`: what the last successful dbt build of a selection read, so a
+"""`<schema>_staging.dbt_model_builds`: what the last successful dbt build of each model read, so a
 refresh with nothing new can leave dbt alone.
 
 A build's inputs are its raw tables' contents, the as-of date, the dbt code version and the vars.
@@ -10,7 +10,6 @@ the sum of a hash of every row. Equal inputs give equal marts, so the build can 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -22,21 +21,23 @@ from resources.stores.tables import TableSpec, ensure_tables
 from resources.warehouse import Warehouse, WarehouseConnection
 
 DBT_BUILDS = TableSpec(
-    "dbt_builds",
+    "dbt_model_builds",
     (
-        ("selection", "text", False),  # hash of the selected dbt asset keys
-        ("inputs", "text", False),  # JSON of what the build read (see `build_inputs`)
+        ("asset_key", "text", False),  # the dbt asset ("staging/int_journey_order_state", "experiment_slug_summary")
+        ("inputs", "text", False),  # JSON of what its build read (see `build_inputs`)
         ("built_at", "ts", False),
         ("run_id", "text", False),
     ),
-    ("selection",),
+    ("asset_key",),
 )
 
 
-def selection_key(asset_keys: Iterable[Any]) -> str:
-    """A stable name of a set of selected assets (the refresh's and the guardrail run's differ)."""
-    names = sorted("/".join(key.path) for key in asset_keys)
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+_PER_SELECTION_TABLE = "dbt_builds"
+
+
+def asset_name(key: Any) -> str:
+    """The record's name of a dbt asset key."""
+    return "/".join(key.path)
 
 
 def _table_fingerprint_sql(conn: WarehouseConnection, qualified: str, table_name: str) -> str:
@@ -74,28 +75,40 @@ def build_inputs(
     )
 
 
-def last_build(warehouse: Warehouse, selection: str) -> tuple[str, str, str] | None:
-    """(inputs, built_at ISO Z, run id) of the last successful build of `selection`, if any."""
+def last_builds(warehouse: Warehouse, names: Iterable[str]) -> dict[str, tuple[str, str, str]]:
+    """(inputs, built_at ISO Z, run id) of the last successful build of each named asset that has one.
+
+    Per asset, not per job: the guardrail run's few models, built by the refresh just before from the
+    same telemetry, are up to date for it too."""
+    wanted = sorted(set(names))
     with warehouse.connect(read_only=True) as conn:
-        if not conn.table_exists(warehouse.staging_schema, DBT_BUILDS.name):
-            return None
-        row = conn.fetchone(
-            f"select inputs, built_at, run_id from {warehouse.staging_schema}.{DBT_BUILDS.name} where selection = :s",
-            {"s": selection},
+        if not wanted or not conn.table_exists(warehouse.staging_schema, DBT_BUILDS.name):
+            return {}
+        rows = conn.fetch_dicts(
+            f"select asset_key, inputs, built_at, run_id from {warehouse.staging_schema}.{DBT_BUILDS.name}"
         )
-    if row is None:
-        return None
-    built_at = row[1] if row[1].tzinfo else row[1].replace(tzinfo=UTC)
-    return row[0], format_instant(built_at), row[2]
+    out = {}
+    for row in rows:
+        if row["asset_key"] in wanted:
+            built_at = row["built_at"] if row["built_at"].tzinfo else row["built_at"].replace(tzinfo=UTC)
+            out[row["asset_key"]] = (row["inputs"], format_instant(built_at), row["run_id"])
+    return out
 
 
-def record_build(warehouse: Warehouse, selection: str, inputs: str, run_id: str) -> None:
-    """Remember a successful build (after dbt exited: DuckDB allows one process on the file)."""
+def record_builds(warehouse: Warehouse, inputs_by_name: Mapping[str, str], run_id: str) -> None:
+    """Remember a successful build of these assets (after dbt exited: DuckDB allows one process on
+    the file), each with the inputs it read."""
+    if not inputs_by_name:
+        return
+    built_at = datetime.now(UTC)
     with warehouse.connect() as conn:
         ensure_tables(conn, warehouse.staging_schema, [DBT_BUILDS])
-        conn.execute(
-            f"insert into {warehouse.staging_schema}.{DBT_BUILDS.name} (selection, inputs, built_at, run_id) "
-            "values (:s, :i, :b, :r) on conflict (selection) do update set inputs = excluded.inputs, "
-            "built_at = excluded.built_at, run_id = excluded.run_id",
-            {"s": selection, "i": inputs, "b": datetime.now(UTC), "r": run_id},
-        )
+        # Its predecessor kept one record per job selection; nothing reads it any more.
+        conn.execute(f"drop table if exists {warehouse.staging_schema}.{_PER_SELECTION_TABLE}")
+        for name, inputs in sorted(inputs_by_name.items()):
+            conn.execute(
+                f"insert into {warehouse.staging_schema}.{DBT_BUILDS.name} (asset_key, inputs, built_at, run_id) "
+                "values (:k, :i, :b, :r) on conflict (asset_key) do update set inputs = excluded.inputs, "
+                "built_at = excluded.built_at, run_id = excluded.run_id",
+                {"k": name, "i": inputs, "b": built_at, "r": run_id},
+            )
