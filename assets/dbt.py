@@ -9,8 +9,6 @@ start of the run (UTC) and the guardrail thresholds from the settings.
 
 import json
 import logging
-import shutil
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -33,6 +31,7 @@ from packaging import version
 
 from assets.dbt_console import dbt_console
 from assets.dbt_project import (
+    DBT_EXECUTABLE,
     DBT_PROJECT_DIR,
     code_version,
     environment,
@@ -49,11 +48,6 @@ from resources.stores.dbt_build_state import (
     record_builds,
 )
 from resources.warehouse import Warehouse
-
-# The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else (
-    shutil.which("dbt") or "dbt"
-)
 
 
 class PricingDbtCli(DbtCliResource):

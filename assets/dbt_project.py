@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,10 @@ from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+# The dbt installed beside this interpreter (the venv's), whether or not the venv is on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else (
+    shutil.which("dbt") or "dbt"
+)
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 PARSE_ROOT = DBT_PROJECT_DIR / "target"
 PARTIAL_PARSE = "partial_parse.msgpack"
@@ -76,7 +81,7 @@ def prepared_project(
         scratch = PARSE_ROOT / f".{key}.{uuid.uuid4().hex[:8]}"
         try:
             with environment(dict(dbt_env)):
-                DbtCliResource(project_dir=os.fspath(DBT_PROJECT_DIR)).cli(
+                DbtCliResource(project_dir=os.fspath(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE).cli(
                     ["parse", "--quiet", *vars_args(variables)], target_path=scratch
                 ).wait()
             if cache_dir is not None and not (cache_dir / key / PARTIAL_PARSE).exists():

@@ -55,9 +55,19 @@
   where {{ _watermark('exposures_through') }} is null
       or exposures.loaded_at > {{ _watermark('exposures_through') }}
   {%- if as_of_window %}
-      or {{ in_as_of_window('exposures.recorded_at') }}
+  union
+  select exposures.journey_id
+  from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
+  where {{ in_as_of_window('exposures.recorded_at') }}
   {%- endif %}
   union
+  {{ changed_journeys() }}
+{%- endmacro %}
+
+
+{# Journeys whose own row or order changed since this mart's last run (everything without a
+   watermark). #}
+{% macro changed_journeys() -%}
   select journey_state.journey_id
   from {{ ref('int_journey_order_state') }} as journey_state
   where {{ _watermark('journeys_through') }} is null
@@ -65,19 +75,54 @@
 {%- endmacro %}
 
 
-{# Slugs those journeys were exposed to. Marts that depend on the as-of date: every slug when it
+{# For a mart with one row per exposure: true for the exposures whose row may differ from the last
+   run's, the new ones and those of a changed journey (the old exposures of a journey that merely
+   has a new one are unchanged). Everything without a watermark. `prefix`: the columns' qualifier
+   ("exposures."), none in a delete. #}
+{% macro exposure_touched(prefix='') -%}
+  (
+    {{ _watermark('exposures_through') }} is null
+    or {{ prefix }}loaded_at > {{ _watermark('exposures_through') }}
+    or {{ prefix }}journey_id in ({{ changed_journeys() }})
+  )
+{%- endmacro %}
+
+
+{# pre-hook of such a mart: its rows about to be recomputed. #}
+{% macro delete_touched_exposures() -%}
+  {%- if is_incremental() -%}
+    delete from {{ this }} where {{ exposure_touched() }}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{# Slugs whose mart rows may differ from the last run's: those with a new exposure, and those a
+   changed journey was exposed to (a slug's rows read only its own exposures, so a journey's new
+   exposure to one slug leaves its other slugs alone). Marts that depend on the as-of date: every slug when it
    moved (depends_on_as_of_date: the daily spine runs through it), or only the slugs with an
    exposure between the last run's as-of date and this one's (as_of_window: marts that merely
    leave out exposures after it). #}
 {% macro touched_slugs(depends_on_as_of_date=false, as_of_window=false) -%}
-  select distinct exposures.slug
-  from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
-  where exposures.journey_id in ({{ touched_journeys() }})
+  {%- set exposures = ref('stg_raw__pricing_experiment_exposures') -%}
+  select exposures.slug
+  from {{ exposures }} as exposures
+  where {{ _watermark('exposures_through') }} is null
+      or exposures.loaded_at > {{ _watermark('exposures_through') }}
+  union
+  select exposures.slug
+  from {{ exposures }} as exposures
+  where exposures.journey_id in ({{ changed_journeys() }})
   {%- if as_of_window %}
-      or {{ in_as_of_window('exposures.recorded_at') }}
+  union
+  select exposures.slug
+  from {{ exposures }} as exposures
+  where {{ in_as_of_window('exposures.recorded_at') }}
   {%- endif %}
   {%- if depends_on_as_of_date %}
-      or {{ _watermark('as_of_date') }} is null
+  union
+  select exposures.slug
+  from {{ exposures }} as exposures
+  where {{ _watermark('as_of_date') }} is null
       or {{ _watermark('as_of_date') }} <> {{ as_of_date() }}
   {%- endif %}
 {%- endmacro %}
@@ -89,9 +134,9 @@
    without a watermark (everything is touched then anyway) and when the date did not move. #}
 {% macro in_as_of_window(timestamptz_expr) -%}
   (
-    {{ utc_date(timestamptz_expr) }} > least({{ _watermark('as_of_date') }}, {{ as_of_date() }})
-    and {{ utc_date(timestamptz_expr) }} <= greatest({{ _watermark('as_of_date') }}, {{ as_of_date() }})
-    and {{ _watermark('as_of_date') }} <> {{ as_of_date() }}
+    {{ _watermark('as_of_date') }} <> {{ as_of_date() }}
+    and {{ timestamptz_expr }} >= {{ utc_day_start('least(' ~ _watermark('as_of_date') ~ ', ' ~ as_of_date() ~ ') + 1') }}
+    and {{ timestamptz_expr }} < {{ utc_day_start('greatest(' ~ _watermark('as_of_date') ~ ', ' ~ as_of_date() ~ ') + 1') }}
   )
 {%- endmacro %}
 

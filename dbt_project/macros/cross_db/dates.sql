@@ -17,6 +17,21 @@
 {%- endmacro %}
 
 
+{# The instant a UTC date starts (00:00 UTC), a timestamptz: comparing instants against it spares a
+   conversion of every row (`utc_date(x) <= d` is `x < utc_day_start(d + 1)`). #}
+{% macro utc_day_start(date_expr) -%}
+  {{ return(adapter.dispatch('utc_day_start', 'pricing_ops')(date_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_day_start(date_expr) -%}
+  timezone('UTC', cast({{ date_expr }} as timestamp))
+{%- endmacro %}
+
+{% macro postgres__utc_day_start(date_expr) -%}
+  (cast({{ date_expr }} as timestamp) at time zone 'UTC')
+{%- endmacro %}
+
+
 {# A lateral FROM item with one row per date from start_date through end_date (both dates,
    inclusive) as `<alias>.<column>`; no rows when end_date is before start_date. #}
 {% macro date_spine(start_date_expr, end_date_expr, alias, column) -%}

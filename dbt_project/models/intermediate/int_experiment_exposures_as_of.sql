@@ -8,4 +8,5 @@ select
     event_id,
     recorded_at
 from {{ ref('stg_raw__pricing_experiment_exposures') }}
-where {{ utc_date('recorded_at') }} <= {{ as_of_date() }}
+-- utc_date(recorded_at) <= as-of date, without converting every row.
+where recorded_at < {{ utc_day_start(as_of_date() ~ ' + 1') }}

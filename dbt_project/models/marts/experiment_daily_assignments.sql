@@ -40,19 +40,33 @@ spine as (
 
 ),
 
+-- Each journey's exposures per slug and day first (one row each), then the journeys: a count of
+-- rows instead of a count(distinct) over every exposure.
+journey_days as (
+
+    select
+        slug,
+        activity_date,
+        journey_id,
+        count(*) as exposure_count
+    from exposure_days
+    where activity_date <= {{ as_of_date() }}
+    group by slug, activity_date, journey_id
+
+),
+
 daily_counts as (
 
     select
-        exposure_days.slug,
-        exposure_days.activity_date,
-        count(*) as exposure_count,
+        journey_days.slug,
+        journey_days.activity_date,
+        sum(journey_days.exposure_count) as exposure_count,
         -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
-        count(distinct journeys.journey_id) as journey_count
-    from exposure_days
+        count(journeys.journey_id) as journey_count
+    from journey_days
     left join {{ ref('stg_raw__onboarding_journeys') }} as journeys
-        on exposure_days.journey_id = journeys.journey_id
-    where exposure_days.activity_date <= {{ as_of_date() }}
-    group by exposure_days.slug, exposure_days.activity_date
+        on journey_days.journey_id = journeys.journey_id
+    group by journey_days.slug, journey_days.activity_date
 
 )
 

@@ -15,21 +15,52 @@ with exposures as (
 
 ),
 
-journeys as (
+-- Each journey's exposures per slug first (one row each), then the journeys: counts of rows
+-- instead of a count(distinct) over every exposure.
+journey_exposures as (
 
-    select journey_id from {{ ref('stg_raw__onboarding_journeys') }}
+    select
+        slug,
+        journey_id,
+        count(*) as exposure_count,
+        min(recorded_at) as first_exposure_at,
+        max(recorded_at) as last_exposure_at
+    from exposures
+    group by slug, journey_id
+
+),
+
+slug_variants as (
+
+    select slug, count(distinct variant_key) as variant_count
+    from exposures
+    group by slug
+
+),
+
+journey_totals as (
+
+    select
+        journey_exposures.slug,
+        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
+        count(journeys.journey_id) as journey_count,
+        sum(journey_exposures.exposure_count) as exposure_count,
+        min(journey_exposures.first_exposure_at) as first_exposure_at,
+        max(journey_exposures.last_exposure_at) as last_exposure_at
+    from journey_exposures
+    left join {{ ref('stg_raw__onboarding_journeys') }} as journeys
+        on journey_exposures.journey_id = journeys.journey_id
+    group by journey_exposures.slug
 
 )
 
 select
-    cast(exposures.slug as text) as slug,
-    -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
-    cast(count(distinct journeys.journey_id) as bigint) as journey_count,
-    cast(count(distinct exposures.variant_key) as bigint) as variant_count,
-    cast(count(*) as bigint) as exposure_count,
-    cast(min(exposures.recorded_at) as timestamptz) as first_exposure_at,
-    cast(max(exposures.recorded_at) as timestamptz) as last_exposure_at
-from exposures
-left join journeys
-    on exposures.journey_id = journeys.journey_id
-group by exposures.slug
+    cast(journey_totals.slug as text) as slug,
+    cast(journey_totals.journey_count as bigint) as journey_count,
+    cast(slug_variants.variant_count as bigint) as variant_count,
+    cast(journey_totals.exposure_count as bigint) as exposure_count,
+    cast(journey_totals.first_exposure_at as timestamptz) as first_exposure_at,
+    cast(journey_totals.last_exposure_at as timestamptz) as last_exposure_at
+from journey_totals
+inner join slug_variants
+    on journey_totals.slug = slug_variants.slug

@@ -23,25 +23,14 @@ journeys as (
 
 ),
 
-exposures_by_recency as (
+current_variant_of_journey as (
 
     select
         slug,
         journey_id,
-        variant_key,
-        row_number() over (
-            partition by slug, journey_id
-            order by recorded_at desc, event_id desc
-        ) as recency_rank
+        {{ last_by('variant_key', 'recorded_at, event_id') }} as variant_key
     from exposures
-
-),
-
-current_variant_of_journey as (
-
-    select slug, journey_id, variant_key
-    from exposures_by_recency
-    where recency_rank = 1
+    group by slug, journey_id
 
 ),
 
@@ -74,26 +63,15 @@ variants as (
 
 ),
 
-named_exposures_by_recency as (
+latest_variant_name as (
 
     select
         slug,
         variant_key,
-        variant_name,
-        row_number() over (
-            partition by slug, variant_key
-            order by recorded_at desc, event_id desc
-        ) as recency_rank
+        {{ last_by('variant_name', 'recorded_at, event_id') }} as variant_name
     from exposures
     where variant_name is not null
-
-),
-
-latest_variant_name as (
-
-    select slug, variant_key, variant_name
-    from named_exposures_by_recency
-    where recency_rank = 1
+    group by slug, variant_key
 
 )
 

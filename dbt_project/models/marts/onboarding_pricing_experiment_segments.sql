@@ -6,16 +6,16 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{{ delete_touched('journey_id', touched_journeys()) }}",
+    pre_hook="{{ delete_touched_exposures() }}",
     post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"],
     indexes=([{'columns': ['loaded_at', 'event_id']}] if target.type == 'postgres' else [])
 ) }}
 -- depends_on: {{ ref('int_journey_order_state') }}
 with exposures as (
 
-    select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    select * from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
     {%- if is_incremental() %}
-    where journey_id in ({{ touched_journeys() }})
+    where {{ exposure_touched('exposures.') }}
     {%- endif %}
 
 ),
