@@ -45,6 +45,8 @@ from resources.warehouse import Warehouse, WarehouseConnection
 EXTRACT_GROUP = "extract"
 # DuckDB buffer cap while streaming an append-only table in (see _stream_new_rows).
 STREAMING_APPEND_MEMORY_LIMIT = "128MB"
+# A read that lasts longer logs its count and rate this often.
+PROGRESS_EVERY_S = 5.0
 
 
 def extract_table(
@@ -74,13 +76,14 @@ def extract_table(
                 result.read_since = result.watermark_before - lookback
         before = conn.fetchone(f"select count(*) from {raw}")[0]
         if table.merge == "insert_new" and conn.kind == "duckdb":
-            _stream_new_rows(source, conn, table, raw, result)
+            _stream_new_rows(source, conn, table, raw, result, log)
         else:
-            stage = _load_stage(source, warehouse, conn, table, result)
+            stage = _load_stage(source, warehouse, conn, table, result, log=log)
             _merge_stage(conn, table, raw, stage, result)
             conn.execute(f"drop table if exists {stage}")
         if log:
-            log.info(f"{table.name}: read {result.rows_read} rows from {source.describe()}")
+            rate = result.rows_read / max(time.monotonic() - started, 1e-9)
+            log.info(f"{table.name}: read {result.rows_read} rows from {source.describe()} ({rate:,.0f} rows/s)")
         after = conn.fetchone(f"select count(*) from {raw}")[0]
         result.rows_inserted, result.rows_total = after - before, after
         if table.watermark:
@@ -137,7 +140,7 @@ def _max_instant(conn: WarehouseConnection, raw: str, column: str) -> datetime |
 
 
 def _stream_new_rows(
-    source: SourceDatabase, conn: WarehouseConnection, table: SourceTable, raw: str, result: ExtractResult
+    source: SourceDatabase, conn: WarehouseConnection, table: SourceTable, raw: str, result: ExtractResult, log=None
 ) -> None:
     """DuckDB, append-only table: insert straight from the Arrow stream the ids not yet loaded.
 
@@ -163,7 +166,7 @@ def _stream_new_rows(
             memory_limit=STREAMING_APPEND_MEMORY_LIMIT, disabled_optimizers="build_side_probe_side"
         ),
     ):
-        counted, rows_read = _counting(reader)
+        counted, rows_read = _counting(reader, log, table.name)
         conn.raw.register("_extract_in", counted)
         try:
             conn.execute(
@@ -183,13 +186,15 @@ def _load_stage(
     table: SourceTable,
     result: ExtractResult,
     keys: list[str] | None = None,
+    log=None,
 ) -> str:
     """The rows read from the source in a scratch table; returns its name.
 
     PostgreSQL: binary COPY through ADBC on a connection of its own (the stage is scratch: a crash
     leaves it to the next run, which drops it first). DuckDB: in this transaction."""
     stage = f"{warehouse.raw_schema}._stage_{table.name}"
-    with source.read_table(table, result.read_since, keys) as reader:
+    with source.read_table(table, result.read_since, keys) as stream:
+        reader, _ = _counting(stream, log, table.name)
         if conn.kind == "postgres":
             wire = _cast_stream(reader, arrow_wire_schema(table))
             result.rows_read = warehouse.load_scratch_table(stage, stage_ddl(table, stage, "postgres", True), wire)
@@ -234,13 +239,22 @@ def _cast_stream(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBa
     return pa.RecordBatchReader.from_batches(schema, (batch.cast(schema) for batch in reader))
 
 
-def _counting(reader: pa.RecordBatchReader) -> tuple[pa.RecordBatchReader, list[int]]:
-    """The same stream, counting its rows as they pass (the count is final once it is consumed)."""
+def _counting(
+    reader: pa.RecordBatchReader, log=None, name: str = ""
+) -> tuple[pa.RecordBatchReader, list[int]]:
+    """The same stream, counting its rows as they pass (the count is final once it is consumed);
+    with `log`, a progress line with the count and the rate every PROGRESS_EVERY_S on a long read."""
     count = [0]
+    started = time.monotonic()
 
     def batches():
+        last = started
         for batch in reader:
             count[0] += batch.num_rows
+            now = time.monotonic()
+            if log is not None and now - last >= PROGRESS_EVERY_S:
+                last = now
+                log.info(f"{name}: {count[0]:,} rows read so far ({count[0] / (now - started):,.0f} rows/s)")
             yield batch
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches()), count
