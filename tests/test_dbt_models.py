@@ -560,3 +560,49 @@ def test_postgres_builds_the_same_marts(duckdb_build, make_pg_database, tmp_path
         ).fetchall()]
     assert {name for name, granted in grants.items() if granted} == set(MARTS)
     assert [d.split(" USING ")[1] for d in index_defs] == ["btree (loaded_at, event_id)"]
+
+
+def _not_null_in_contracts(manifest_nodes: dict) -> dict[str, set[str]]:
+    """{mart: columns whose contract says constraints: not_null}, from the parsed project."""
+    out: dict[str, set[str]] = {}
+    for node in manifest_nodes.values():
+        if node.get("resource_type") == "model" and node["config"].get("contract", {}).get("enforced"):
+            columns = {name for name, col in node["columns"].items()
+                       if any(c.get("type") == "not_null" for c in col.get("constraints", []))}
+            if columns:
+                out[node["name"]] = columns
+    return out
+
+
+def _not_null_columns(warehouse: Warehouse, table: str) -> set[str]:
+    with warehouse.connect(read_only=True) as conn:
+        rows = conn.fetchall(
+            "select column_name from information_schema.columns where table_schema = :s and table_name = :t "
+            "and is_nullable = 'NO'", {"s": SCHEMA, "t": table})
+    return {row[0] for row in rows}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_the_database_refuses_nulls_the_contracts_forbid(engine, make_pg_database, tmp_path):
+    """Each mart column a contract declares not null is NOT NULL in the database, so a null never
+    reaches BI; a mart table made before its contract said so gets the constraint on its next
+    incremental run."""
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}" if engine == "duckdb" else make_pg_database()
+    warehouse = Warehouse(url=url, schema_name=SCHEMA)
+    load_raw_tables(warehouse, RAW)
+    manifest = parse_manifest(warehouse, tmp_path)
+    run_dbt(warehouse, ["build"], tmp_path, DBT_VARS, manifest=manifest)
+    declared = _not_null_in_contracts(json.loads((tmp_path / "target" / "manifest.json").read_text())["nodes"])
+    assert set(declared) == set(MARTS)
+    for name, columns in declared.items():
+        assert columns <= _not_null_columns(warehouse, name), name
+
+    # An older table: built without the constraint. The next incremental run adds it back.
+    with warehouse.connect() as conn:
+        conn.execute(f"alter table {SCHEMA}.experiment_variant_journeys alter column journey_count drop not null")
+    assert "journey_count" not in _not_null_columns(warehouse, "experiment_variant_journeys")
+    run_dbt(warehouse, ["build", "--select", "experiment_variant_journeys"], tmp_path, DBT_VARS, manifest=manifest)
+    assert "journey_count" in _not_null_columns(warehouse, "experiment_variant_journeys")
+    with warehouse.connect() as conn, pytest.raises(Exception, match="(?i)not.null"):
+        conn.execute(f"insert into {SCHEMA}.experiment_slug_summary (slug) values ('a null everywhere else')")
