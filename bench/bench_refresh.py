@@ -207,7 +207,10 @@ def section_clone(bench: Bench, args) -> None:
     whole: uv's install (from its cache) with the bytecode compilation, then the demo."""
     clone = bench.root / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    # As a new shell would have it: not inside this checkout's virtualenv (`uv run` put it first on PATH).
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DATA_DIR", "DAGSTER_HOME")}
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     started = time.perf_counter()
     out = subprocess.run(["bash", "-c", readme_first_command()], cwd=clone, env=env, capture_output=True, text=True,
                          check=False)
