@@ -47,10 +47,14 @@ PROJECT_SKIP = {"target", "logs", "dbt_packages"}
 STALE_RUN_SECONDS = 6 * 3600
 
 
+# Their versions change what a parse makes (the adapters bring macros of their own).
+DBT_PACKAGES = ("dbt-core", "dbt-duckdb", "dbt-postgres", "dagster-dbt")
+
+
 def code_version() -> str:
     """Hash of every file dbt parses and of the dbt versions: equal hashes parse to equal manifests."""
     digest = hashlib.sha256()
-    for package in ("dbt-core", "dagster-dbt"):
+    for package in DBT_PACKAGES:
         digest.update(f"{package}={version(package)}\n".encode())
     for path in sorted(DBT_PROJECT_DIR.rglob("*")):
         rel = path.relative_to(DBT_PROJECT_DIR)

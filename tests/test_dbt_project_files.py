@@ -60,3 +60,30 @@ def test_refreshes_leave_no_run_folder_and_survive_a_seed_added_after_start(proj
     assert list((settings.data_dir / "dbt_runs").iterdir()) == []
     assert [p.name for p in (project_copy / "target").iterdir()] == [loaded]
     assert {p.name for p in (settings.data_dir / "dbt").iterdir()} == {loaded, dbt_files.code_version()}
+
+
+def test_warehouse_jobs_run_in_process_and_dbt_keeps_its_partial_parse(make_settings, capsys):
+    """The CLI's jobs and the UI's ad-hoc materializations run their steps in the run's process
+    (one writer anyway); a run with new per-run values (the as-of date) reuses dbt's partial parse
+    instead of parsing the project again."""
+    from datetime import date, timedelta
+
+    from orchestration.definitions import build_definitions
+
+    settings = make_settings()
+    write_duckdb_source(settings.demo_source_path, ds.SOURCE)
+    defs = build_definitions(settings)
+    for job_name in ("refresh", "guardrail_evaluation"):
+        assert defs.resolve_job_def(job_name).executor_def.name == "in_process", job_name
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+
+    job = defs.resolve_job_def("refresh")
+    next_day = (date.fromisoformat(ds.AS_OF) + timedelta(days=1)).isoformat()
+    outputs = []
+    with dg.instance_for_test() as instance:
+        for as_of in (ds.AS_OF, next_day):
+            config = {"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of}}}}
+            assert job.execute_in_process(instance=instance, run_config=config).success
+            outputs.append(capsys.readouterr().out)
+    assert all("Running with dbt" in out for out in outputs)  # both runs started dbt
+    assert "Unable to do partial parsing" not in outputs[1], outputs[1][:2000]
