@@ -50,10 +50,7 @@
    journey or its order (and, with as_of_window, an exposure the move of the as-of date brings in
    or leaves out). Everything when this mart has no watermark. #}
 {% macro touched_journeys(as_of_window=false) -%}
-  select exposures.journey_id
-  from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
-  where {{ _watermark('exposures_through') }} is null
-      or exposures.loaded_at > {{ _watermark('exposures_through') }}
+  {{ journeys_with_new_exposures() }}
   {%- if as_of_window %}
   union
   select exposures.journey_id
@@ -62,6 +59,15 @@
   {%- endif %}
   union
   {{ changed_journeys() }}
+{%- endmacro %}
+
+
+{# Journeys with an exposure loaded since this model's last run (everything without a watermark). #}
+{% macro journeys_with_new_exposures() -%}
+  select exposures.journey_id
+  from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
+  where {{ _watermark('exposures_through') }} is null
+      or exposures.loaded_at > {{ _watermark('exposures_through') }}
 {%- endmacro %}
 
 

@@ -11,23 +11,14 @@
     post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
 ) }}
 -- depends_on: {{ ref('int_journey_order_state') }}
-with exposures as (
+-- depends_on: {{ ref('stg_raw__pricing_experiment_exposures') }}
+with exposed_journeys as (
 
-    select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    select slug, journey_id, last_exposure_at as last_activity
+    from {{ ref('int_experiment_journey_exposures') }}
     {%- if is_incremental() %}
     where slug in ({{ touched_slugs() }})
     {%- endif %}
-
-),
-
-exposed_journeys as (
-
-    select
-        slug,
-        journey_id,
-        max(recorded_at) as last_activity
-    from exposures
-    group by slug, journey_id
 
 ),
 

@@ -15,18 +15,13 @@ with exposures as (
 
 ),
 
--- Each journey's exposures per slug first (one row each), then the journeys: counts of rows
--- instead of a count(distinct) over every exposure.
+-- Each journey's exposures per slug, counted once per journey by the intermediate model.
 journey_exposures as (
 
-    select
-        slug,
-        journey_id,
-        count(*) as exposure_count,
-        min(recorded_at) as first_exposure_at,
-        max(recorded_at) as last_exposure_at
-    from exposures
-    group by slug, journey_id
+    select * from {{ ref('int_experiment_journey_exposures') }}
+    {%- if is_incremental() %}
+    where slug in ({{ touched_slugs() }})
+    {%- endif %}
 
 ),
 

@@ -23,14 +23,14 @@ journeys as (
 
 ),
 
+-- Each journey's current variant for the slug, kept per journey by the intermediate model.
 current_variant_of_journey as (
 
-    select
-        slug,
-        journey_id,
-        {{ last_by('variant_key', 'recorded_at, event_id') }} as variant_key
-    from exposures
-    group by slug, journey_id
+    select slug, journey_id, latest_variant_key as variant_key
+    from {{ ref('int_experiment_journey_exposures') }}
+    {%- if is_incremental() %}
+    where slug in ({{ touched_slugs() }})
+    {%- endif %}
 
 ),
 
