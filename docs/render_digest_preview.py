@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # After the path set-up (E402).
-from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs  # noqa: E402
-from models.digests.mail import build_email  # noqa: E402
-from models.digests.periods import parse_period  # noqa: E402
-from models.digests.slack import render_slack_digest  # noqa: E402
+from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs
+from models.digests.mail import build_email
+from models.digests.periods import parse_period
+from models.digests.slack import render_slack_digest
 
 APP_BASE_URL = "https://app.smplat.local"
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-import assets.extract as extract
+from assets import extract
 from models.source_tables import ONBOARDING_JOURNEY_EVENTS, ORDERS
 from resources.demo_source import write_demo_source
 from resources.source import SourceDatabase
