@@ -100,8 +100,8 @@ class DbtBuildConfig(dg.Config):
     force: bool = False
 
 
-# The jobs whose runs leave dbt alone when nothing changed since the last successful build of the
-# same selection (the scheduled/CLI refresh, the guardrail run). Only by tag: a materialization a
+# The jobs whose runs leave dbt alone when every model they select was last built, by any run, from
+# the inputs it would read now (the scheduled/CLI refresh, the guardrail run). Only by tag: a materialization a
 # person selects in the UI (an ad-hoc asset job, untagged) always runs dbt.
 SKIP_WHEN_UNCHANGED_TAG = {"pricing_ops/dbt": "skip_when_unchanged"}
 
