@@ -174,11 +174,30 @@
   delete from {{ incremental_watermarks_relation() }} where model_name = '{{ this.identifier }}'
 {%- endmacro %}
 
-{% macro record_watermark() -%}
+{% macro record_watermark(upstream=none) -%}
   insert into {{ incremental_watermarks_relation() }} (model_name, exposures_through, journeys_through, as_of_date)
   select
     '{{ this.identifier }}',
-    (select max(loaded_at) from {{ ref('stg_raw__pricing_experiment_exposures') }}),
-    (select max(changed_at) from {{ ref('int_journey_order_state') }}),
+    {{ _no_later_than_upstream('(select max(loaded_at) from ' ~ ref('stg_raw__pricing_experiment_exposures') ~ ')', upstream, 'exposures_through') }},
+    {{ _no_later_than_upstream('(select max(changed_at) from ' ~ ref('int_journey_order_state') ~ ')', upstream, 'journeys_through') }},
+    {%- if upstream %}
+    (select max(as_of_date) from {{ incremental_watermarks_relation() }} where model_name = '{{ upstream }}')
+    {%- else %}
     {{ as_of_date() }}
+    {%- endif %}
+{%- endmacro %}
+
+
+{# A mart that counts from an incremental intermediate model (`upstream`) has seen only what that
+   model had absorbed: a build that selected the mart but not the model (a person materializing
+   marts alone) must not move the mart's clocks past the model's, or the rows the model takes in
+   later would never reach the mart. No watermark upstream: none here either (a full recompute). #}
+{% macro _no_later_than_upstream(clock_sql, upstream, column) -%}
+  {%- if upstream -%}
+    (select case when upstream.through is null then null else least({{ clock_sql }}, upstream.through) end
+     from (select max({{ column }}) as through from {{ incremental_watermarks_relation() }}
+           where model_name = '{{ upstream }}') as upstream)
+  {%- else -%}
+    {{ clock_sql }}
+  {%- endif -%}
 {%- endmacro %}

@@ -8,7 +8,7 @@
     incremental_strategy='append',
     on_schema_change='fail',
     pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
-    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
+    post_hook=["{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_exposures') }}"]
 ) }}
 -- depends_on: {{ ref('int_journey_order_state') }}
 -- depends_on: {{ ref('stg_raw__pricing_experiment_exposures') }}

@@ -14,7 +14,7 @@
     incremental_strategy='append',
     on_schema_change='fail',
     pre_hook="{{ delete_touched('slug', touched_slugs(as_of_window=true)) }}",
-    post_hook=["{{ stamp_as_of_date() }}", "{{ clear_watermark() }}", "{{ record_watermark() }}"]
+    post_hook=["{{ stamp_as_of_date() }}", "{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_arms') }}"]
 ) }}
 -- depends_on: {{ ref('int_journey_order_state') }}
 with arms as (
