@@ -66,8 +66,14 @@
 {% macro journeys_with_new_exposures() -%}
   select exposures.journey_id
   from {{ ref('stg_raw__pricing_experiment_exposures') }} as exposures
-  where {{ _watermark('exposures_through') }} is null
-      or exposures.loaded_at > {{ _watermark('exposures_through') }}
+  where {{ exposure_is_new('exposures.') }}
+{%- endmacro %}
+
+
+{# True for an exposure loaded since this model's last run (for every one without a watermark).
+   `prefix`: the columns' qualifier ("exposures."), none in a delete. #}
+{% macro exposure_is_new(prefix='') -%}
+  ({{ _watermark('exposures_through') }} is null or {{ prefix }}loaded_at > {{ _watermark('exposures_through') }})
 {%- endmacro %}
 
 
@@ -83,14 +89,9 @@
 
 {# For a mart with one row per exposure: true for the exposures whose row may differ from the last
    run's, the new ones and those of a changed journey (the old exposures of a journey that merely
-   has a new one are unchanged). Everything without a watermark. `prefix`: the columns' qualifier
-   ("exposures."), none in a delete. #}
+   has a new one are unchanged). Everything without a watermark. `prefix` as in exposure_is_new. #}
 {% macro exposure_touched(prefix='') -%}
-  (
-    {{ _watermark('exposures_through') }} is null
-    or {{ prefix }}loaded_at > {{ _watermark('exposures_through') }}
-    or {{ prefix }}journey_id in ({{ changed_journeys() }})
-  )
+  ({{ exposure_is_new(prefix) }} or {{ prefix }}journey_id in ({{ changed_journeys() }}))
 {%- endmacro %}
 
 
@@ -112,8 +113,7 @@
   {%- set exposures = ref('stg_raw__pricing_experiment_exposures') -%}
   select exposures.slug
   from {{ exposures }} as exposures
-  where {{ _watermark('exposures_through') }} is null
-      or exposures.loaded_at > {{ _watermark('exposures_through') }}
+  where {{ exposure_is_new('exposures.') }}
   union
   select exposures.slug
   from {{ exposures }} as exposures
