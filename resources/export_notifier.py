@@ -14,7 +14,7 @@ from resources.slack import SlackDeliveryError, SlackNotifier
 class ExportNotifier(ConfigurableResource):
     webhook_url: str | None = Field(default=None, description="ONBOARDING_EXPORT_SLACK_WEBHOOK (secret)")
     dagster_ui_url: str | None = Field(
-        default=None, description="DAGSTER_WEBSERVER_URL: base of the run links in notices"
+        default=None, description="DAGSTER_UI_URL: the Dagster UI, base of the run links in notices"
     )
     timeout_seconds: int = Field(default=15)
 
