@@ -34,5 +34,5 @@ def alert_failed_run(settings: Settings, job_name: str, run_id: str, reason: str
     returns where it went, None for a job that is not alerted."""
     if job_name not in ALERTED_JOBS:
         return None
-    slack = build_slack(settings).process_config_and_initialize()  # resolves an EnvVar token
+    slack = build_slack(settings, resolved=True)
     return send_run_failure_alert(slack, job_name, run_id, reason, settings.DAGSTER_UI_URL, redact)
