@@ -58,8 +58,9 @@ JOB_FOR_KIND: dict[str, str] = {"slack": SLACK_JOB, "email": EMAIL_JOB}
 
 
 class DigestOptions(dg.ConfigurableResource):
-    """Settings of the digests and the readiness report (contract sections 4, 6, 7). Resource key
-    `digest_options`."""
+    """What the digests and the readiness report go by: links into the app (APP_BASE_URL), whether
+    conversion and experiment rows are shown (WEEKLY_DIGEST_ENABLED), the email's sender and
+    recipients, and how old the marts may be before they count as stale (MARTS_FRESHNESS_MINUTES)."""
 
     app_base_url: str = Field(default=DEFAULT_APP_BASE_URL, description="APP_BASE_URL: links in digests")
     weekly_digest_enabled: bool = Field(
