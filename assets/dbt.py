@@ -9,6 +9,7 @@ start of the run (UTC) and the guardrail thresholds from the settings.
 
 import json
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -95,9 +96,11 @@ class PricingDbtTranslator(DagsterDbtTranslator):
             # dagster-dbt's `enable_code_references` would need the DbtProject in every asset's
             # metadata, where the UI shows it as "[DbtProject] (unserializable)": the same reference here.
             sql = DBT_PROJECT_DIR / node["original_file_path"]
-            metadata["dagster/code_references"] = dg.CodeReferencesMetadataValue(
-                code_references=[dg.LocalFileCodeReference(file_path=str(sql), label=f"dbt {node.get('resource_type', 'model')}")]
-            )
+            with warnings.catch_warnings():  # a beta API of Dagster 1.13: no notice per model
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                metadata["dagster/code_references"] = dg.CodeReferencesMetadataValue(code_references=[
+                    dg.LocalFileCodeReference(file_path=str(sql), label=f"dbt {node.get('resource_type', 'model')}")
+                ])
         # Keep dagster-dbt's kinds (dbt and the adapter: duckdb or postgres), add sql.
         return spec.replace_attributes(group_name=group, kinds={*spec.kinds, "sql"}, metadata=metadata)
 

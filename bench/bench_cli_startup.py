@@ -3,7 +3,8 @@
     uv run python bench/bench_cli_startup.py                          # this checkout
     uv run python bench/bench_cli_startup.py --baseline-ref main~3    # and a git ref side by side
 
-Each command runs as a whole process, 3 times (median), on a data folder made once by
+Each command runs as a whole process, 3 times (median; with a baseline, the two take turns on every
+command), on a data folder made once by
 `pricing-ops demo --events 20000`. For a command that runs a job the figure is the time from the
 process start to its run's start (the run's `start_time` in the Dagster instance: definitions
 loaded, run created, first step about to begin); the whole process is shown beside it. `readyz` and
@@ -73,13 +74,20 @@ def measure(code_dir: Path, data_dir: Path, args: list[str]) -> tuple[float, flo
     return whole, (run_start - launched) if run_start else None
 
 
-def bench(code_dir: Path, data_dir: Path, rounds: int) -> dict[str, tuple[float, float | None]]:
-    out = {}
-    for label, args, _ in COMMANDS:
-        samples = [measure(code_dir, data_dir, args) for _ in range(rounds)]
-        whole = statistics.median(s[0] for s in samples)
-        starts = [s[1] for s in samples if s[1] is not None]
-        out[label] = (whole, statistics.median(starts) if starts else None)
+def bench(dirs: dict[str, tuple[Path, Path]], rounds: int) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Each command of each checkout (name -> (code, data folder)), the checkouts taking turns on
+    every command of every round: a load that comes and goes weighs on both alike."""
+    samples: dict[str, dict[str, list]] = {name: {label: [] for label, _, _ in COMMANDS} for name in dirs}
+    for _ in range(rounds):
+        for label, args, _ in COMMANDS:
+            for name, (code_dir, data_dir) in dirs.items():
+                samples[name][label].append(measure(code_dir, data_dir, args))
+    out: dict[str, dict[str, tuple[float, float | None]]] = {}
+    for name, by_label in samples.items():
+        out[name] = {}
+        for label, runs in by_label.items():
+            starts = [s[1] for s in runs if s[1] is not None]
+            out[name][label] = (statistics.median(s[0] for s in runs), statistics.median(starts) if starts else None)
     return out
 
 
@@ -98,15 +106,16 @@ def main() -> None:
         print(f"data folder: pricing-ops demo --events {args.events} ...", flush=True)
         subprocess.run([str(Path(sys.executable).parent / "pricing-ops"), "demo", "--events", str(args.events)],
                        cwd=ROOT, env=env, check=True, capture_output=True)
-        now = bench(ROOT, data, args.rounds)
-        before: dict[str, tuple[float, float | None]] = {}
+        dirs = {"now": (ROOT, data)}
         if args.baseline_ref:
             base_code = root / "baseline"
             base_code.mkdir()
             archive = subprocess.run(["git", "archive", args.baseline_ref], cwd=ROOT, capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(base_code)], input=archive.stdout, check=True)
             shutil.copytree(data, root / "data_baseline")
-            before = bench(base_code, root / "data_baseline", args.rounds)
+            dirs["baseline"] = (base_code, root / "data_baseline")
+        figures = bench(dirs, args.rounds)
+        now, before = figures["now"], figures.get("baseline", {})
         base_label = f"{args.baseline_ref} (now)" if args.baseline_ref else "before (quiet)"
         print(f"\n{'command':<28} {'starts work':>12} {'whole':>8}   {base_label:>18}   target")
         for label, _, target in COMMANDS:

@@ -8,6 +8,7 @@ code location; the marts it reads are only asset keys then (`assets/dbt_keys.py`
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -52,19 +53,23 @@ def with_code_references(defs: dg.Definitions, settings: Settings) -> dg.Definit
                 local_file_anchor=Path(__file__), file_anchor_path_in_repository="orchestration/assembly.py"
             ),
         )
+    # Definitions is a record: the same object with its assets swapped (as its own map_asset_specs does).
     return copy(defs, assets=assets)
 
 
 def build_definitions(settings: Settings, with_dbt: bool = True) -> dg.Definitions:
-    parts = [
-        guardrails.definitions(settings),
-        export.definitions(settings),
-        digests.definitions(settings),
-        dg.Definitions(resources=shared_resources(settings)),
-    ]
-    if with_dbt:
-        from orchestration import pipeline, run_alerts
+    with warnings.catch_warnings():
+        # Code references are a beta API of Dagster 1.13: a notice per asset at every load otherwise.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        parts = [
+            guardrails.definitions(settings),
+            export.definitions(settings),
+            digests.definitions(settings),
+            dg.Definitions(resources=shared_resources(settings)),
+        ]
+        if with_dbt:
+            from orchestration import pipeline, run_alerts
 
-        dbt_models, dbt_project = pipeline.build_dbt_models(settings)
-        parts += [pipeline.definitions(settings, dbt_models, dbt_project), run_alerts.definitions(settings)]
-    return with_code_references(dg.Definitions.merge(*parts).map_asset_specs(func=_with_owner), settings)
+            dbt_models, dbt_project = pipeline.build_dbt_models(settings)
+            parts += [pipeline.definitions(settings, dbt_models, dbt_project), run_alerts.definitions(settings)]
+        return with_code_references(dg.Definitions.merge(*parts).map_asset_specs(func=_with_owner), settings)

@@ -214,10 +214,14 @@ def _header(text: str) -> str:
     return text.split("\nOverview\n", 1)[0]
 
 
-def test_the_guardrail_job_page_lists_the_demo_run(ui, page):
+def test_the_guardrail_job_page_lists_the_demo_run_and_it_can_be_re_executed(ui, page):
     text = _read(page, f"{ui['base']}/locations/pricing_ops/jobs/guardrail_evaluation/runs",
                  lambda t: "Launched by" in t and "Loading" not in t)
     assert ui["guardrail_run"][:8] in text
+    # Its run page can be re-executed from the workspace's job, as a run launched from the UI.
+    run = _read(page, f"{ui['base']}/runs/{ui['guardrail_run']}", lambda t: "Re-execute" in t and "View job" in t)
+    assert "guardrail_evaluation" in run
+    assert page.locator("button", has_text="Re-execute all (*)").is_enabled()
 
 
 def _nodes(base: str) -> list[tuple[str, list[str]]]:
