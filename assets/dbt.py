@@ -133,8 +133,6 @@ class DbtBuildConfig(dg.Config):
     )
 
 
-
-
 def run_start_date(context: dg.AssetExecutionContext) -> date:
     """The UTC date at the start of the run (contract: the as-of date)."""
     stats = context.instance.get_run_stats(context.run.run_id)
