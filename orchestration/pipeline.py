@@ -9,8 +9,8 @@ from datetime import timedelta
 import dagster as dg
 from dagster_dbt import DbtProject
 
-from assets.dbt import SKIP_WHEN_UNCHANGED_TAG, build_dbt_assets, dbt_cli_resource
 from assets.bi import source_column_schemas
+from assets.dbt import SKIP_WHEN_UNCHANGED_TAG, build_dbt_assets, dbt_cli_resource
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check

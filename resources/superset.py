@@ -12,7 +12,6 @@ Superset are those of the stamp goes straight to serving. Every secret file is t
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import hmac
 import json
@@ -22,7 +21,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -100,7 +98,7 @@ def ensure_environment(progress: Progress) -> Path:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH")}
     done = subprocess.run(
         [uv, "sync", "--frozen", "--quiet", "--project", str(SUPERSET_PROJECT)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
     )
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -196,14 +194,6 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    # Linux: the server goes when `pricing-ops bi` goes, even when it is killed outright.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def serve(home: BiHome, python: Path, host: str, port: int, on_ready: Progress) -> int:
     """Run Superset's server (gunicorn, one process, threads) until it stops or this process is
     asked to stop (SIGTERM/SIGINT are passed on); `on_ready` once `/health` answers."""
@@ -212,8 +202,7 @@ def serve(home: BiHome, python: Path, host: str, port: int, on_ready: Progress) 
                "--timeout", "120", "--graceful-timeout", "10", "--bind", f"{host}:{port}",
                "superset.app:create_app()"]
     with home.log.open("a") as log:
-        proc = subprocess.Popen(command, env=superset_env(home), stdout=log, stderr=log, cwd=home.root,
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        proc = subprocess.Popen(command, env=superset_env(home), stdout=log, stderr=log, cwd=home.root)
 
     def stop(signum, _frame):
         proc.send_signal(signal.SIGTERM)
