@@ -187,6 +187,8 @@ def _last_error(log: Path) -> str:
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # As gunicorn binds: connections of a server just stopped (TIME_WAIT) do not hold the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

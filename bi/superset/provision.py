@@ -124,12 +124,13 @@ def ensure_admin() -> None:
 def import_bundle() -> None:
     from flask import g
     from superset import db, security_manager
-    from superset.commands.dashboard.importers.dispatcher import ImportDashboardsCommand
+    from superset.commands.importers.v1.assets import ImportAssetsCommand
     from superset.connectors.sqla.models import SqlaTable
 
     started = time.monotonic()
     g.user = security_manager.find_user(username=ADMIN_USER)
-    ImportDashboardsCommand(bundle_contents(), overwrite=True).run()
+    # Everything overwritten (a dashboard import would keep charts and databases as first imported).
+    ImportAssetsCommand(bundle_contents()).run()
     # The bundle names the tables; their columns (names, types, time columns) come from the warehouse.
     for dataset in db.session.query(SqlaTable).all():
         dataset.fetch_metadata()
