@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICING_OPS = Path(sys.executable).parent / "pricing-ops"
@@ -87,12 +88,38 @@ class DashboardView:
     chart_text: dict[str, str]
     errors: list[str]
     data_responses: list[tuple[str, int]] = field(default_factory=list)
+    filtered_text: dict[str, str] = field(default_factory=dict)  # the charts with the slug filter set
+
+
+def _rendered(page) -> dict[str, str]:
+    """Once every chart holder has its rendered chart (or its error) and nothing is loading: each
+    chart's text by title."""
+    page.locator("[data-test-chart-id]").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-test-chart-id]').length === n"
+        " && [...document.querySelectorAll('[data-test-chart-id]')].every("
+        "   c => c.querySelector('.slice_container') || c.querySelector('[role=alert], .ant-alert'))"
+        " && !document.querySelector('[data-test-chart-id] [aria-label=Loading]')",
+        arg=len(CHART_TITLES), timeout=120_000,
+    )
+    page.wait_for_load_state("networkidle")
+    return {holder.get_attribute("data-test-chart-name") or "": holder.inner_text()
+            for holder in page.locator("[data-test-chart-id]").all()}
+
+
+def slug_filter_query(slug: str) -> str:
+    """The dashboard URL's query with its native filter `Slug` set to one slug (rison, as Superset
+    writes it when a person picks a value and applies)."""
+    state = (f"(NATIVE_FILTER-slug:(extraFormData:(filters:!((col:slug,op:IN,val:!('{slug}')))),"
+             f"filterState:(label:'{slug}',validateStatus:!f,value:!('{slug}')),id:NATIVE_FILTER-slug,ownState:()))")
+    return "?native_filters=" + quote(state, safe="(),:!'")
 
 
 def view_dashboard(base_url: str, user: str, password: str, profile: Path, screenshot: Path,
-                   slug: str = "pricing-experiments") -> DashboardView:
+                   filter_slug: str | None = None, dashboard: str = "pricing-experiments") -> DashboardView:
     """Log in, open the dashboard, wait until every chart has rendered (no chart still loading),
-    and read what it shows; a full-page screenshot goes to `screenshot`."""
+    and read what it shows; a full-page screenshot goes to `screenshot`. With `filter_slug`, open
+    it again with the slug filter set to that slug and read the charts again."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.exists(), "Debian's Chromium is missing: apt-get install -y chromium (.ci/run does)"
@@ -111,27 +138,17 @@ def view_dashboard(base_url: str, user: str, password: str, profile: Path, scree
             page.fill("#password", password)
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url("**/superset/welcome/**", timeout=60_000)
-            page.goto(f"{base_url}/superset/dashboard/{slug}/")
-            charts = page.locator("[data-test-chart-id]")
-            charts.first.wait_for(timeout=60_000)
-            # Every chart holder has its rendered chart and nothing is loading any more.
-            page.wait_for_function(
-                "n => document.querySelectorAll('[data-test-chart-id]').length === n"
-                " && [...document.querySelectorAll('[data-test-chart-id]')].every("
-                "   c => c.querySelector('.slice_container') || c.querySelector('[role=alert], .ant-alert'))"
-                " && !document.querySelector('[data-test-chart-id] [aria-label=Loading]')",
-                arg=len(CHART_TITLES), timeout=120_000,
-            )
-            page.wait_for_load_state("networkidle")
+            page.goto(f"{base_url}/superset/dashboard/{dashboard}/")
+            chart_text = _rendered(page)
             titles = page.locator("[data-test='slice-header'] [data-test='editable-title']").all_inner_texts()
-            chart_text = {
-                holder.get_attribute("data-test-chart-name") or "": holder.inner_text()
-                for holder in charts.all()
-            }
             errors = [e.strip() for e in page.locator("[data-test-chart-id] [role=alert], "
                                                       "[data-test-chart-id] .ant-alert").all_inner_texts()]
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
+            filtered = {}
+            if filter_slug is not None:
+                page.goto(f"{base_url}/superset/dashboard/{dashboard}/{slug_filter_query(filter_slug)}")
+                filtered = _rendered(page)
         finally:
             context.close()
-    return DashboardView(titles, chart_text, errors, responses)
+    return DashboardView(titles, chart_text, errors, responses, filtered)

@@ -82,8 +82,14 @@ def largest_snapshot_row(rows) -> tuple[str, str, Decimal]:
     return slug, currency, Decimal(total)
 
 
+def table_rows(chart_text: str) -> list[str]:
+    """A table chart's body rows as text (cells tab-separated; the header's cells are on lines of their own)."""
+    return [line for line in chart_text.splitlines() if line.count("\t") >= 2]
+
+
 def assert_dashboard_shows(server, user: str, password: str, expected: tuple[str, str, Decimal], shot: Path):
-    view = view_dashboard(server.base_url, user, password, shot.parent / "chromium-profile", shot)
+    view = view_dashboard(server.base_url, user, password, shot.parent / "chromium-profile", shot,
+                          filter_slug=expected[0])
     print(f"screenshot: {shot}")
     assert sorted(view.titles) == sorted(CHART_TITLES)
     assert view.errors == []
@@ -91,9 +97,16 @@ def assert_dashboard_shows(server, user: str, password: str, expected: tuple[str
     slug, currency, total = expected
     # In full with thousands separators (1,160,525.82), never abbreviated (1.16M).
     shown = f"{total:,.2f}"
-    line = next(line for line in view.chart_text["Conversion snapshots"].splitlines()
+    line = next(line for line in table_rows(view.chart_text["Conversion snapshots"])
                 if line.startswith(f"{slug}\t{currency}\t"))
     assert line.split("\t")[2] == shown, line
+    # Filtered by that slug: the slug charts show its rows only; the providers' chart is left alone.
+    snapshot_rows = table_rows(view.filtered_text["Conversion snapshots"])
+    assert snapshot_rows and {r.split("\t")[0] for r in snapshot_rows} == {slug}
+    assert any(r.startswith(f"{slug}\t{currency}\t{shown}\t") for r in snapshot_rows)
+    variant_rows = table_rows(view.filtered_text["Variant guardrails: active vs stalled"])
+    assert variant_rows and {r.split("\t")[0] for r in variant_rows} == {slug}
+    assert view.filtered_text["Provider guardrails"] == view.chart_text["Provider guardrails"]
     assert shot.stat().st_size > 50_000
 
 
