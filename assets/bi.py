@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 
-from resources.bi_copy import publish_bi_copy
+from resources.bi_copy import copy_path, publish_bi_copy
 from resources.warehouse import Warehouse
 
 BI_GROUP = "bi"
@@ -66,8 +66,6 @@ def source_column_schemas(manifest: Mapping[str, Any], source_name: str) -> dict
 def build_bi_copy_asset(data_dir: Path, tables: Sequence[str], deps: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
     """`DATA_DIR/bi/marts.duckdb`, republished after each refresh that changed what BI reads
     (DuckDB warehouse only: on PostgreSQL BI reads the marts as bi_reader)."""
-    from resources.bi_copy import copy_path
-
     target = copy_path(data_dir)
 
     @dg.asset(
