@@ -4,8 +4,9 @@
 warehouse's own order total of a slug, in full. On DuckDB Superset reads the BI copy (and a reader
 holding that copy open blocks no refresh); on PostgreSQL it reads as bi_reader.
 
-Superset starts once per warehouse for the whole module (its first start provisions the data
-folder; a second start must only serve, in seconds). The servers are stopped by PID.
+Superset starts once per warehouse for the whole session (its first start provisions the data
+folder; a second start must only serve, in seconds): session fixtures, so tests of another module
+run between these on the same worker do not make them start again. The servers are stopped by PID.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.xdist_group("bi_reader")
 DEMO_EVENTS = "3000"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def duckdb_demo(tmp_path_factory) -> dict:
     data = tmp_path_factory.mktemp("bi-duckdb") / "data"
     env = cli_env(data, BI_ADMIN_PASSWORD="pw-duckdb-" + datetime.now(UTC).strftime("%H%M%S"))
@@ -40,14 +41,14 @@ def duckdb_demo(tmp_path_factory) -> dict:
     return {"data": data, "env": env, "warehouse": data / "warehouse.duckdb"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def duckdb_bi(duckdb_demo, tmp_path_factory):
     server = start_bi(duckdb_demo["env"], tmp_path_factory.mktemp("bi-duckdb-log") / "bi.log")
     yield server
     assert server.stop() == 0, server.output()[-2000:]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres_demo(tmp_path_factory):
     name = f"pricing_ops_test_bi_{datetime.now(UTC).strftime('%H%M%S%f')}"
     with _admin() as conn:
@@ -70,7 +71,7 @@ def postgres_demo(tmp_path_factory):
             conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres_bi(postgres_demo, tmp_path_factory):
     server = start_bi(postgres_demo["env"], tmp_path_factory.mktemp("bi-postgres-log") / "bi.log")
     yield server
