@@ -1,6 +1,7 @@
-"""Statuses and decisions of contract section 9, pure: from the per-arm sums of
-`experiment_variant_metrics`, the controls of `experiment_variant_journeys`, the allocation seed and
-the multiple-exposure counts to the rows of `experiment_health` and `experiment_results`.
+"""Statuses and decisions of contract sections 9 and 9.1, pure: from the per-arm sums of
+`experiment_variant_metrics`, the controls of `experiment_variant_journeys`, the allocation seed,
+the multiple-exposure counts and the slugs' recent daily journeys to the rows of `experiment_health`
+and `experiment_results` (the comparisons themselves: models/experiment_comparison.py).
 
 Every slug is evaluated from the small metrics mart (a handful of rows per arm): cheap, so no
 incremental state is kept here; resources/experiment_tables.py rewrites only the slugs that differ.
@@ -15,7 +16,17 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from models.experiment_stats import CONVERSION, ArmSums, compare, srm_p_value
+from models.experiment_comparison import (
+    COMPARISON_COLUMNS,
+    ArmStatistic,
+    arm_statistic,
+    comparable,
+    compare_many,
+)
+from models.experiment_digest import probability
+from models.experiment_power import days_needed
+from models.experiment_stats import AVERAGE_ORDER_VALUE, CONVERSION, REVENUE, ArmSums, srm_p_value
+from models.p_value_corrections import CORRECTIONS, HOLM, adjust_p_values
 
 # Slug statuses and comparison decisions, as the contract names them.
 OK, SRM, NO_CONTROL, MULTIPLE_CONTROLS, NOT_ENOUGH_DATA = "ok", "srm", "no_control", "multiple_controls", "not_enough_data"
@@ -29,6 +40,14 @@ class ExperimentSettings:
     srm_p_threshold: float = 0.001
     sequential_tuning: float = 5000
     min_journeys: int = 100
+    correction: str = HOLM  # EXPERIMENT_CORRECTION: holm, bh or none
+    target_mde: float = 0.05  # EXPERIMENT_TARGET_MDE: the relative lift power and journeys_needed aim at
+
+    def __post_init__(self) -> None:
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {self.correction!r}")
+        if not self.target_mde > 0:
+            raise ValueError(f"target_mde must be above 0, got {self.target_mde}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,11 @@ class MetricRow:
     journeys: int
     total: Decimal
     total_squares: Decimal
+    booked_journeys: int
+
+    @property
+    def sums(self) -> ArmSums:
+        return ArmSums(self.journeys, self.total, self.total_squares, self.booked_journeys)
 
 
 @dataclass(frozen=True)
@@ -82,9 +106,19 @@ class ResultRow:
     sequential_p_value: float | None
     decision: str
     as_of_date: date
+    # Section 9.1 (after as_of_date: a table made before them gets them added at its end).
+    chance_to_win: float | None = None
+    credible_low: float | None = None
+    credible_high: float | None = None
+    risk_challenger: float | None = None
+    risk_control: float | None = None
+    adjusted_p_value: float | None = None
+    power: float | None = None
+    journeys_needed: int | None = None
+    days_needed: int | None = None
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in RESULT_COLUMNS}
 
 
 HEALTH_COLUMNS = tuple(name for name in HealthRow.__dataclass_fields__ if name != "arm_journeys")
@@ -98,24 +132,28 @@ def evaluate(
     multiple_exposures: Mapping[str, int],
     as_of: date,
     settings: ExperimentSettings,
+    window_journeys: Mapping[str, int] | None = None,
 ) -> tuple[list[HealthRow], list[ResultRow]]:
-    """Health per slug and one result row per challenger, metric and currency.
+    """Health per slug and one result row per challenger, metric and currency (revenue rows also
+    give the slug's average_order_value rows).
 
     controls: slug -> variant keys flagged is_control; allocations: slug -> {variant_key: weight}
-    (the seed; a slug absent splits equally); multiple_exposures: slug -> journeys left out.
+    (the seed; a slug absent splits equally); multiple_exposures: slug -> journeys left out;
+    window_journeys: slug -> its daily journey counts summed over `experiment_power.rate_window`
+    (absent: 0, so days_needed is null wherever journeys are still needed).
     """
     by_slug: dict[str, list[MetricRow]] = defaultdict(list)
     for row in metrics:
         by_slug[row.slug].append(row)
     health: list[HealthRow] = []
-    results: list[ResultRow] = []
+    pairs: list[_Pair] = []
     for slug in sorted(by_slug):
         slug_health = slug_status(slug, by_slug[slug], set(controls.get(slug, ())), allocations.get(slug),
                                   multiple_exposures.get(slug, 0), as_of, settings)
         health.append(slug_health)
         if slug_health.control_variant_key is not None:
-            results.extend(_comparisons(slug_health, by_slug[slug], as_of, settings))
-    return health, results
+            pairs.extend(_pairs(slug_health, by_slug[slug], settings))
+    return health, _results(pairs, as_of, settings, window_journeys or {})
 
 
 def slug_status(slug: str, rows: list[MetricRow], controls: set[str], weights: Mapping[str, float] | None,
@@ -152,40 +190,87 @@ def slug_status(slug: str, rows: list[MetricRow], controls: set[str], weights: M
     )
 
 
-def _comparisons(health: HealthRow, rows: list[MetricRow], as_of: date,
-                 settings: ExperimentSettings) -> list[ResultRow]:
+@dataclass(frozen=True)
+class _Pair:
+    """A challenger's row to be: its slug's health, keys, and both arms' statistics."""
+
+    health: HealthRow
+    variant_key: str
+    metric: str
+    currency: str | None
+    control: ArmStatistic
+    challenger: ArmStatistic
+    comparable: bool
+
+
+def _pairs(health: HealthRow, rows: list[MetricRow], settings: ExperimentSettings) -> list[_Pair]:
+    """One pair per challenger row whose metric and currency the control has; each revenue row
+    also makes the average_order_value pair of its currency."""
     control_key = health.control_variant_key
     control_rows = {(r.metric, r.currency): r for r in rows if r.variant_key == control_key}
+    control_stats: dict[tuple[str, str | None], ArmStatistic] = {}
     out = []
-    for row in sorted(rows, key=lambda r: (r.variant_key, r.metric, r.currency or "")):
+    for row in rows:
         control = control_rows.get((row.metric, row.currency))
         if row.variant_key == control_key or control is None:
             continue
-        a = ArmSums(control.journeys, control.total, control.total_squares)
-        b = ArmSums(row.journeys, row.total, row.total_squares)
-        comparison = compare(a, b, row.metric, settings.sequential_tuning, settings.min_journeys)
-        values = asdict(comparison) if comparison else dict.fromkeys(
-            ("relative_lift", "ci_low", "ci_high", "p_value",
-             "sequential_ci_low", "sequential_ci_high", "sequential_p_value"))
-        out.append(ResultRow(
-            slug=row.slug, variant_key=row.variant_key, metric=row.metric, currency=row.currency,
-            control_variant_key=control_key, control_journeys=a.journeys, control_mean=a.mean,
-            journeys=b.journeys, mean=b.mean, **values,
-            decision=decide(health.status, comparison), as_of_date=as_of,
-        ))
+        for metric in (row.metric, AVERAGE_ORDER_VALUE) if row.metric == REVENUE else (row.metric,):
+            a = control_stats.get((metric, row.currency))
+            if a is None:
+                a = control_stats[(metric, row.currency)] = arm_statistic(control.sums, metric)
+            b = arm_statistic(row.sums, metric)
+            out.append(_Pair(health, row.variant_key, metric, row.currency, a, b,
+                             comparable(a, b, metric, settings.min_journeys)))
+    out.sort(key=lambda p: (p.variant_key, p.metric, p.currency or ""))
     return out
 
 
-def decide(slug_status: str, comparison: Any) -> str:
+def _results(pairs: list[_Pair], as_of: date, settings: ExperimentSettings,
+             window_journeys: Mapping[str, int]) -> list[ResultRow]:
+    """The result rows of every pair: the comparable ones computed together (compare_many), the
+    p-values corrected within each slug, then days_needed from the slug's recent traffic."""
+    compared = [p for p in pairs if p.comparable]
+    arrays = compare_many([p.control for p in compared], [p.challenger for p in compared],
+                          settings.sequential_tuning, settings.target_mde)
+    # Python numbers (tolist), one tuple per compared pair in COMPARISON_COLUMNS order.
+    values = list(zip(*(arrays[name].tolist() for name in COMPARISON_COLUMNS))) if compared else []
+    by_pair: dict[int, tuple] = {id(p): v for p, v in zip(compared, values)}
+    p_index = COMPARISON_COLUMNS.index("p_value")
+    slug_p: dict[str, list[int]] = defaultdict(list)
+    for p in compared:
+        slug_p[p.health.slug].append(id(p))
+    adjusted: dict[int, float] = {}
+    for ids in slug_p.values():
+        adjusted.update(zip(ids, adjust_p_values([by_pair[i][p_index] for i in ids], settings.correction)))
+    rows = []
+    empty = dict.fromkeys(COMPARISON_COLUMNS)
+    for p in pairs:
+        found = by_pair.get(id(p))
+        columns = dict(zip(COMPARISON_COLUMNS, found)) if found else empty
+        days = None
+        if found:
+            days = days_needed(columns["journeys_needed"], p.control.journeys + p.challenger.journeys,
+                               p.health.journeys, window_journeys.get(p.health.slug, 0))
+        rows.append(ResultRow(
+            slug=p.health.slug, variant_key=p.variant_key, metric=p.metric, currency=p.currency,
+            control_variant_key=p.health.control_variant_key, control_journeys=p.control.journeys,
+            control_mean=p.control.mean, journeys=p.challenger.journeys, mean=p.challenger.mean,
+            decision=decide(p.health.status, columns["sequential_ci_low"], columns["sequential_ci_high"]),
+            as_of_date=as_of, adjusted_p_value=adjusted.get(id(p)), days_needed=days, **columns,
+        ))
+    return rows
+
+
+def decide(slug_status: str, sequential_ci_low: float | None, sequential_ci_high: float | None) -> str:
     """srm when the slug is in SRM; not_enough_data without a comparison; else by the always-valid
     interval: wholly above 0 winning, wholly below losing, else inconclusive."""
     if slug_status == SRM:
         return SRM
-    if comparison is None:
+    if sequential_ci_low is None or sequential_ci_high is None:
         return NOT_ENOUGH_DATA
-    if comparison.sequential_ci_low > 0:
+    if sequential_ci_low > 0:
         return WINNING
-    if comparison.sequential_ci_high < 0:
+    if sequential_ci_high < 0:
         return LOSING
     return INCONCLUSIVE
 
@@ -201,21 +286,28 @@ def srm_description(row: HealthRow) -> str:
 
 
 def decisions_markdown(health: Iterable[HealthRow], results: Iterable[ResultRow]) -> str:
-    """The decisions as a markdown table (asset metadata): slug status, then each comparison."""
-    lines = ["| slug | status | variant | metric | lift | always-valid interval | decision |",
-             "|---|---|---|---|---|---|---|"]
+    """The decisions as a markdown table (asset metadata): slug status, then each comparison with
+    the columns a merchandiser acts on (section 9.1), read from the rows, never recomputed."""
+    header = ("| slug | status | variant | metric | lift | always-valid interval | chance to win | adjusted p "
+              "| power | days needed | decision |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     by_slug: dict[str, list[ResultRow]] = defaultdict(list)
     for r in results:
         by_slug[r.slug].append(r)
     for h in health:
         rows = by_slug.get(h.slug) or []
         if not rows:
-            lines.append(f"| {_md(h.slug)} | {h.status} | | | | | |")
+            lines.append(f"| {_md(h.slug)} | {h.status} | | | | | | | | | |")
         for r in rows:
             metric = r.metric + (f" {r.currency}" if r.currency else "")
             lift = "" if r.relative_lift is None else f"{r.relative_lift:+.1%}"
             interval = "" if r.sequential_ci_low is None else f"{r.sequential_ci_low:+.1%} … {r.sequential_ci_high:+.1%}"
-            lines.append(f"| {_md(h.slug)} | {h.status} | {_md(r.variant_key)} | {metric} | {lift} | {interval} | {r.decision} |")
+            chance = "" if r.chance_to_win is None else probability(r.chance_to_win)
+            adjusted = "" if r.adjusted_p_value is None else f"{r.adjusted_p_value:.3g}"
+            power = "" if r.power is None else f"{r.power:.0%}"
+            days = "" if r.days_needed is None else f"{r.days_needed:,}"
+            lines.append(f"| {_md(h.slug)} | {h.status} | {_md(r.variant_key)} | {metric} | {lift} | {interval} "
+                         f"| {chance} | {adjusted} | {power} | {days} | {r.decision} |")
     return "\n".join(lines) if len(lines) > 2 else "_no experiments_"
 
 

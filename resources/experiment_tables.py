@@ -14,6 +14,7 @@ from numbers import Integral
 from typing import Any
 
 from models.experiment_digest import ChallengerResult, SlugExperiment
+from models.experiment_power import rate_window
 from models.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS, HealthRow, MetricRow, ResultRow
 from resources.warehouse import Warehouse, WarehouseConnection
 
@@ -21,27 +22,40 @@ _TYPES = {
     "slug": "text", "variant_key": "text", "metric": "text", "currency": "text", "status": "text",
     "control_variant_key": "text", "decision": "text", "as_of_date": "date",
     "arms": "bigint", "journeys": "bigint", "multiple_exposure_journeys": "bigint", "control_journeys": "bigint",
+    "journeys_needed": "bigint", "days_needed": "bigint",
 }  # every other column is a statistic: double precision
 BI_READER = "bi_reader"
 
 
+def column_type(name: str) -> str:
+    """The SQL type of a column of either table."""
+    return _TYPES.get(name, "double precision")
+
+
 def _ddl(qualified: str, columns: Sequence[str]) -> str:
-    body = ", ".join(f"{name} {_TYPES.get(name, 'double precision')}" for name in columns)
+    body = ", ".join(f"{name} {column_type(name)}" for name in columns)
     return f"create table if not exists {qualified} ({body})"
 
 
 def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
-    """What the statistics need: metrics rows, controls, allocations (the seed, when built) and the
-    journeys left out for seeing two or more variants, all per slug."""
+    """What the statistics need: metrics rows, controls, allocations (the seed, when built), the
+    journeys left out for seeing two or more variants, and each slug's daily journeys summed over
+    the rate window before the as-of date (days_needed), all per slug."""
     schema, staging = warehouse.schema, warehouse.staging_schema
     with warehouse.connect(read_only=True) as conn:
         metrics = [
-            MetricRow(r[0], r[1], r[2], r[3], int(r[4]), Decimal(r[5]), Decimal(r[6]))
+            MetricRow(r[0], r[1], r[2], r[3], int(r[4]), Decimal(r[5]), Decimal(r[6]), int(r[7]))
             for r in conn.fetchall(
-                "select slug, variant_key, metric, currency, journeys, total, total_squares "
+                "select slug, variant_key, metric, currency, journeys, total, total_squares, booked_journeys "
                 f"from {schema}.experiment_variant_metrics")
         ]
         as_of = conn.fetchone(f"select max(as_of_date) from {schema}.experiment_variant_metrics")[0]
+        window: dict[str, int] = {}
+        if as_of is not None:
+            first, last = rate_window(as_of)
+            window = {slug: int(n) for slug, n in conn.fetchall(
+                f"select slug, sum(journey_count) from {schema}.experiment_daily_assignments "
+                "where activity_date between :first and :last group by slug", {"first": first, "last": last})}
         controls: dict[str, list[str]] = {}
         for slug, key in conn.fetchall(
                 f"select slug, variant_key from {schema}.experiment_variant_journeys where is_control"):
@@ -55,7 +69,7 @@ def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
             f"select slug, count(*) from {staging}.int_experiment_journey_arms "
             "where is_multiple_exposure group by slug")}
     return {"metrics": metrics, "as_of": as_of, "controls": controls, "allocations": allocations,
-            "multiple": multiple}
+            "multiple": multiple, "window_journeys": window}
 
 
 def replace_results(warehouse: Warehouse, health: Sequence[HealthRow], results: Sequence[ResultRow]) -> list[str]:
@@ -100,7 +114,11 @@ def _canonical(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> lis
 
 
 def _ensure_table(conn: WarehouseConnection, qualified: str, columns: Sequence[str]) -> None:
+    """The table with every column: one made by an earlier version gets the new columns added
+    (null until its slugs are rewritten, which the comparison with the wanted rows makes happen)."""
     conn.execute(_ddl(qualified, columns))
+    for name in columns:
+        conn.execute(f"alter table {qualified} add column if not exists {name} {column_type(name)}")
     if conn.kind == "postgres":
         conn.execute(
             "do $grant$ begin if exists (select 1 from pg_roles where rolname = '" + BI_READER + "') then "
@@ -124,13 +142,13 @@ def read_digest_experiments(conn: WarehouseConnection, schema: str) -> tuple[Slu
         return ()
     results: dict[str, list[ChallengerResult]] = {}
     control_journeys: dict[str, int] = {}
-    for r in conn.fetch_dicts(
-        "select slug, variant_key, metric, currency, control_journeys, journeys, relative_lift, "
-        f"sequential_ci_low, sequential_ci_high, decision from {schema}.experiment_results"
-    ):
+    # `select *`: a table the statistics have not yet widened (section 9.1 columns) still reads.
+    for r in conn.fetch_dicts(f"select * from {schema}.experiment_results"):
+        days = r.get("days_needed")
         results.setdefault(r["slug"], []).append(ChallengerResult(
             r["variant_key"], r["metric"], r["currency"], int(r["journeys"]), r["relative_lift"],
-            r["sequential_ci_low"], r["sequential_ci_high"], r["decision"]))
+            r["sequential_ci_low"], r["sequential_ci_high"], r["decision"], r.get("chance_to_win"),
+            r.get("risk_challenger"), r["control_mean"], None if days is None else int(days)))
         if r["metric"] == "conversion":
             control_journeys[r["slug"]] = int(r["control_journeys"])
     out = []
