@@ -32,25 +32,55 @@ from resources.slack import SlackNotifier
 
 NOW = ts("2026-11-26T09:00:00Z")
 AS_OF = date(2026, 11, 26)
-WIN = "• :large_green_circle: *`spring-offer`* winning: b +40.0% conversion (+15.1% … +64.9%)"
-LOSE = "• :red_circle: *`summer`* losing: b -28.6% conversion (-41.3% … -15.9%)"
+# Slack mrkdwn escapes > and < (`&gt;99.9%` shows as >99.9%).
+WIN = ("• :large_green_circle: *`spring-offer`* winning: b +40.0% conversion (+15.1% … +64.9%) · "
+       "chance to win &gt;99.9%")
+LOSE = "• :red_circle: *`summer`* losing: b -28.6% conversion (-41.3% … -15.9%) · chance to win &lt;0.1%"
 SRM = ("• :warning: *`broken-split`* sample ratio mismatch: arms a=10,000 · b=9,000 (p=4e-13); "
        "its results are not to be trusted")
+# Inconclusive, at the default target MDE of 5%: neutral's 70,000 journeys over the 7 days before
+# the as-of date are 10,000 a day, so the 245,278 more journeys its conversion comparison needs take
+# 25 days; its revenue: Bayesian risk of shipping b 0.0084123 x control revenue per journey 5.20 x
+# 1000 = USD 43.74 per 1,000 journeys (worked with scipy.stats outside this code). far (7,000
+# journeys a week) needs 246 days and slow has no traffic: neither can decide.
+NEUTRAL = [
+    ("• :white_circle: *`neutral`* inconclusive: b -5.0% average_order_value USD (-10.8% … +0.8%) · "
+     "chance to win 0.3% · needs ~1 more day"),
+    ("• :white_circle: *`neutral`* inconclusive: b +10.4% conversion (-9.8% … +30.7%) · chance to win 94.6% · "
+     "needs ~25 more days"),
+    ("• :white_circle: *`neutral`* inconclusive: b +4.9% revenue USD (-15.4% … +25.2%) · chance to win 77.5% · "
+     "needs ~25 more days · risk if shipped USD 43.74 per 1,000 journeys"),
+]
+FAR = ("• :white_circle: *`far`* inconclusive: b +10.4% conversion (-9.8% … +30.7%) · chance to win 94.6% · "
+       "cannot decide at this traffic")
+SLOW = FAR.replace("`far`", "`slow`")
 
 
 def conv(slug, variant, n, conversions):
-    return MetricRow(slug, variant, "conversion", None, n, D(conversions), D(conversions))
+    return MetricRow(slug, variant, "conversion", None, n, D(conversions), D(conversions), conversions)
 
 
-def experiments_warehouse(tmp_path, extra_slugs: int = 0):
+def rev(slug, variant, n, booked, total, squares):
+    return MetricRow(slug, variant, "revenue", "USD", n, D(total), D(squares), booked)
+
+
+def experiments_warehouse(tmp_path, extra_slugs: int = 0, extra_inconclusive: int = 0):
     rows = [conv("spring-offer", "a", 10000, 500), conv("spring-offer", "b", 10000, 700),
             conv("summer", "a", 10000, 700), conv("summer", "b", 10000, 500),
             conv("broken-split", "a", 10000, 500), conv("broken-split", "b", 9000, 630),
-            conv("neutral", "a", 10000, 520), conv("neutral", "b", 10100, 580)]
+            conv("neutral", "a", 10000, 520), conv("neutral", "b", 10100, 580),
+            # Orders of 100 on average in a (sum of squares 520 x 11,000), 95 in b (580 x 10,000).
+            rev("neutral", "a", 10000, 520, "52000.00", "5720000.00"),
+            rev("neutral", "b", 10100, 580, "55100.00", "5800000.00"),
+            conv("far", "a", 10000, 520), conv("far", "b", 10100, 580),
+            conv("slow", "a", 10000, 520), conv("slow", "b", 10100, 580)]
     for i in range(extra_slugs):
         rows += [conv(f"win-{i:03d}", "a", 10000, 500), conv(f"win-{i:03d}", "b", 10000, 700)]
+    for i in range(extra_inconclusive):
+        rows += [conv(f"maybe-{i:03d}", "a", 10000, 520), conv(f"maybe-{i:03d}", "b", 10100, 580)]
     controls = {r.slug: ["a"] for r in rows}
-    health, results = evaluate(rows, controls, {}, {}, AS_OF, ExperimentSettings())
+    health, results = evaluate(rows, controls, {}, {}, AS_OF, ExperimentSettings(),
+                               window_journeys={"neutral": 70000, "far": 7000})
     warehouse = duckdb_warehouse(tmp_path / "wh.duckdb")
     create_marts(warehouse)
     insert(warehouse, "experiment_conversion_snapshot", [
@@ -74,8 +104,10 @@ def test_slack_digest_leads_with_decisions_and_srm_warning(tmp_path, slack_serve
     [posted] = slack_server.posted
     blocks = posted["blocks"]
     assert [b["type"] for b in blocks[:4]] == ["header", "context", "section", "divider"]
-    heading = ":test_tube: *Experiment decisions* (2 of 4 slugs decided, 1 in sample ratio mismatch · as of 2026-11-26)"
-    assert section_texts(blocks)[0] == f"{heading}\n{WIN}\n{LOSE}\n{SRM}"
+    heading = (":test_tube: *Experiment decisions* (2 of 6 slugs decided, 3 inconclusive, 1 in sample ratio "
+               "mismatch · as of 2026-11-26)")
+    # Decided first, then the SRM warning, then the inconclusive slugs (section 9).
+    assert section_texts(blocks)[0] == "\n".join([heading, WIN, LOSE, SRM, FAR, *NEUTRAL, SLOW])
     assert section_texts(blocks)[1].startswith(":moneybag: *Top conversion slugs*")
 
 
@@ -91,12 +123,19 @@ def test_email_leads_with_decisions_and_charts_each_slug(tmp_path):
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     html = message.get_body(("html",)).get_content()
     assert text.index("EXPERIMENT DECISIONS") < text.index("TOP CONVERSION SLUGS")
-    assert "  spring-offer winning: b +40.0% conversion (+15.1% … +64.9%)\n" in text
-    assert "  summer losing: b -28.6% conversion (-41.3% … -15.9%)\n" in text
+    assert "  spring-offer winning: b +40.0% conversion (+15.1% … +64.9%) · chance to win >99.9%\n" in text
+    assert "  summer losing: b -28.6% conversion (-41.3% … -15.9%) · chance to win <0.1%\n" in text
     assert "  WARNING broken-split: sample ratio mismatch: arms a=10,000 · b=9,000 (p=4e-13)" in text
+    assert ("  neutral inconclusive: b +4.9% revenue USD (-15.4% … +25.2%) · chance to win 77.5% · "
+            "needs ~25 more days · risk if shipped USD 43.74 per 1,000 journeys\n") in text
+    assert "  slow inconclusive: b +10.4% conversion (-9.8% … +30.7%) · chance to win 94.6% · cannot decide at this traffic\n" in text
+    assert text.index("WARNING broken-split") < text.index("neutral inconclusive")
     assert html.index("Experiment decisions") < html.index("Top conversion slugs")
-    assert html.count('data-chart="lift-intervals"') == 4  # every slug with a computed interval
+    assert html.count('data-chart="lift-intervals"') == 6  # every slug with a computed interval
     assert '<li class="decision-winning"><code>spring-offer</code>' in html
+    assert ('<li class="decision-inconclusive"><code>neutral</code> <strong style="color:#9ca3af;">inconclusive</strong>: '
+            "b +10.4% conversion (-9.8% … +30.7%) · chance to win 94.6% · needs ~25 more days</li>") in html
+    assert "risk if shipped USD 43.74 per 1,000 journeys" in html and "chance to win &gt;99.9%" in html
     assert '<li class="srm-warning"' in html
 
 
@@ -125,7 +164,7 @@ def test_many_decided_slugs_stay_within_block_kit_limits(tmp_path, slack_server)
     texts = section_texts(blocks)
     assert len(blocks) <= MAX_BLOCKS and all(len(t) <= MAX_SECTION_CHARS for t in texts)
     experiments = [t for t in texts if not t.startswith((":moneybag:", ":robot_face:", "• Live"))]
-    assert experiments[0].startswith(":test_tube: *Experiment decisions* (402 of 404 slugs decided")
+    assert experiments[0].startswith(":test_tube: *Experiment decisions* (402 of 406 slugs decided")
     assert experiments[-1].endswith(" more experiment lines_")
     assert any(t.startswith(":moneybag:") for t in texts)  # the conversion block still follows
 
@@ -141,3 +180,28 @@ def test_switched_off_digests_leave_experiment_rows_out(tmp_path):
     message = message_from_bytes(next(outbox.glob("*.eml")).read_bytes(), policy=policy.default)
     assert "EXPERIMENT DECISIONS" not in message.get_body(("plain",)).get_content()
     assert "Experiment decisions" not in message.get_body(("html",)).get_content()
+
+
+def test_many_inconclusive_slugs_stay_within_limits_after_the_srm_warning(tmp_path, slack_server):
+    warehouse = experiments_warehouse(tmp_path, extra_inconclusive=400)
+    slack = SlackNotifier(bot_token=SLACK_TOKEN, channel="#c", api_base_url=slack_server.base_url,
+                          outbox_dir=str(tmp_path / "outbox"))
+    deliver_digest("slack", "2026-11-26", warehouse=warehouse, options=DigestOptions(), slack=slack, now=NOW)
+    [posted] = slack_server.posted
+    blocks = posted["blocks"]
+    texts = section_texts(blocks)
+    assert len(blocks) <= MAX_BLOCKS and all(len(t) <= MAX_SECTION_CHARS for t in texts)
+    experiments = [t for t in texts if not t.startswith((":moneybag:", ":robot_face:", "• Live"))]
+    # The decided and the SRM warning lead; the 403 inconclusive slugs' lines are cut with a count.
+    assert experiments[0].startswith(":test_tube: *Experiment decisions* (2 of 406 slugs decided, 403 inconclusive")
+    assert experiments[0].split("\n")[1:4] == [WIN, LOSE, SRM]
+    assert experiments[-1].endswith(" more experiment lines_")
+    # The email lists at most 100 experiment lines, then how many more.
+    outbox = tmp_path / "mail"
+    deliver_digest("email", None, warehouse=warehouse, options=DigestOptions(), mailer=Mailer(outbox_dir=str(outbox)),
+                   now=NOW)
+    message = message_from_bytes(next(outbox.glob("*.eml")).read_bytes(), policy=policy.default)
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    block = text[text.index("EXPERIMENT DECISIONS"):text.index("TOP CONVERSION SLUGS")].strip().split("\n")
+    assert len(block) == 2 + 100 + 1 and block[-1] == "  +308 more experiment lines"  # 408 lines in all
+    assert '<li class="more">+308 more experiment lines</li>' in message.get_body(("html",)).get_content()
