@@ -8,7 +8,8 @@ refresh of 10,000 slugs makes one call, not 80,000); `compare` is the same for a
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, NamedTuple
 
 from models.experiment_bayes import bayesian_effect
 from models.experiment_power import journeys_needed, power
@@ -16,6 +17,7 @@ from models.experiment_stats import (
     AVERAGE_ORDER_VALUE,
     MIN_BOOKED_JOURNEYS,
     ArmSums,
+    arm_moments,
     relative_lift,
     sequential_half_width,
     sequential_p_value,
@@ -53,9 +55,9 @@ class Comparison:
 COMPARISON_COLUMNS = tuple(f.name for f in fields(Comparison))
 
 
-@dataclass(frozen=True)
-class ArmStatistic:
-    """An arm as a comparison sees it: journeys, mean and per-journey variance (None: undefined)."""
+class ArmStatistic(NamedTuple):
+    """An arm as a comparison sees it: journeys, mean and per-journey variance (None: undefined).
+    A named tuple: a refresh makes one per arm and metric, 120,000 for 10,000 slugs."""
 
     journeys: int
     mean: float | None
@@ -63,9 +65,8 @@ class ArmStatistic:
     booked_journeys: int
 
 
-def arm_statistic(sums: ArmSums, metric: str) -> ArmStatistic:
-    mean, variance = sums.statistic(metric)
-    return ArmStatistic(sums.journeys, mean, variance, sums.booked_journeys)
+def arm_statistic(metric: str, journeys: int, total: Decimal, total_squares: Decimal, booked: int) -> ArmStatistic:
+    return ArmStatistic(journeys, *arm_moments(metric, journeys, total, total_squares, booked), booked)
 
 
 def comparable(a: ArmStatistic, b: ArmStatistic, metric: str, min_journeys: int) -> bool:
@@ -112,7 +113,8 @@ def compare_many(controls: Sequence[ArmStatistic], challengers: Sequence[ArmStat
 def compare(control: ArmSums, challenger: ArmSums, metric: str, sequential_tuning: float, min_journeys: int,
             target_mde: float = 0.05) -> Comparison | None:
     """The comparison of one pair, or None when there is nothing to compare (see `comparable`)."""
-    a, b = arm_statistic(control, metric), arm_statistic(challenger, metric)
+    a, b = (arm_statistic(metric, s.journeys, s.total, s.total_squares, s.booked_journeys)
+            for s in (control, challenger))
     if not comparable(a, b, metric, min_journeys):
         return None
     columns = compare_many([a], [b], sequential_tuning, target_mde)

@@ -9,12 +9,14 @@ incremental state is kept here; resources/experiment_tables.py rewrites only the
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from models.experiment_comparison import (
     COMPARISON_COLUMNS,
@@ -25,7 +27,7 @@ from models.experiment_comparison import (
 )
 from models.experiment_digest import probability
 from models.experiment_power import days_needed
-from models.experiment_stats import AVERAGE_ORDER_VALUE, CONVERSION, REVENUE, ArmSums, srm_p_value
+from models.experiment_stats import AVERAGE_ORDER_VALUE, CONVERSION, REVENUE, srm_p_value
 from models.p_value_corrections import CORRECTIONS, HOLM, adjust_p_values
 
 # Slug statuses and comparison decisions, as the contract names them.
@@ -63,9 +65,9 @@ class MetricRow:
     total_squares: Decimal
     booked_journeys: int
 
-    @property
-    def sums(self) -> ArmSums:
-        return ArmSums(self.journeys, self.total, self.total_squares, self.booked_journeys)
+    def statistic(self, metric: str) -> ArmStatistic:
+        """The row's arm as a comparison of `metric` sees it (revenue rows also serve order value)."""
+        return arm_statistic(metric, self.journeys, self.total, self.total_squares, self.booked_journeys)
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,10 @@ class HealthRow:
         return row
 
 
-@dataclass(frozen=True)
-class ResultRow:
+class ResultRow(NamedTuple):
+    """One row of `experiment_results`. A named tuple: a refresh of 10,000 slugs makes 80,000 of them
+    (built positionally by `_results`, whose field order this is)."""
+
     slug: str
     variant_key: str
     metric: str
@@ -118,11 +122,17 @@ class ResultRow:
     days_needed: int | None = None
 
     def to_row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in RESULT_COLUMNS}
+        return self._asdict()
 
 
 HEALTH_COLUMNS = tuple(name for name in HealthRow.__dataclass_fields__ if name != "arm_journeys")
-RESULT_COLUMNS = tuple(ResultRow.__dataclass_fields__)
+RESULT_COLUMNS = ResultRow._fields
+# How _results lays a row out: the pair's keys and arms, section 9's comparison columns, decision and
+# date, the Bayesian columns, the corrected p-value, power and journeys needed, days needed.
+_KEYS = RESULT_COLUMNS[:9]
+if RESULT_COLUMNS != (*_KEYS, *COMPARISON_COLUMNS[:7], "decision", "as_of_date", *COMPARISON_COLUMNS[7:12],
+                      "adjusted_p_value", *COMPARISON_COLUMNS[12:], "days_needed"):
+    raise RuntimeError("ResultRow and Comparison columns are out of step: _results builds rows positionally")
 
 
 def evaluate(
@@ -142,18 +152,33 @@ def evaluate(
     window_journeys: slug -> its daily journey counts summed over `experiment_power.rate_window`
     (absent: 0, so days_needed is null wherever journeys are still needed).
     """
-    by_slug: dict[str, list[MetricRow]] = defaultdict(list)
-    for row in metrics:
-        by_slug[row.slug].append(row)
-    health: list[HealthRow] = []
-    pairs: list[_Pair] = []
-    for slug in sorted(by_slug):
-        slug_health = slug_status(slug, by_slug[slug], set(controls.get(slug, ())), allocations.get(slug),
-                                  multiple_exposures.get(slug, 0), as_of, settings)
-        health.append(slug_health)
-        if slug_health.control_variant_key is not None:
-            pairs.extend(_pairs(slug_health, by_slug[slug], settings))
-    return health, _results(pairs, as_of, settings, window_journeys or {})
+    with _cycle_collector_paused():
+        by_slug: dict[str, list[MetricRow]] = defaultdict(list)
+        for row in metrics:
+            by_slug[row.slug].append(row)
+        health: list[HealthRow] = []
+        pairs: list[_Pair] = []
+        for slug in sorted(by_slug):
+            slug_health = slug_status(slug, by_slug[slug], set(controls.get(slug, ())), allocations.get(slug),
+                                      multiple_exposures.get(slug, 0), as_of, settings)
+            health.append(slug_health)
+            if slug_health.control_variant_key is not None:
+                pairs.extend(_pairs(slug_health, by_slug[slug], settings))
+        return health, _results(pairs, as_of, settings, window_journeys or {})
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the rows are built: they are hundreds of thousands of
+    small acyclic tuples, and the collector's passes over them were 40% of the step at 10,000
+    slugs (bench/bench_experiment_stats.py). Reference counting still frees everything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def slug_status(slug: str, rows: list[MetricRow], controls: set[str], weights: Mapping[str, float] | None,
@@ -190,8 +215,7 @@ def slug_status(slug: str, rows: list[MetricRow], controls: set[str], weights: M
     )
 
 
-@dataclass(frozen=True)
-class _Pair:
+class _Pair(NamedTuple):
     """A challenger's row to be: its slug's health, keys, and both arms' statistics."""
 
     health: HealthRow
@@ -217,8 +241,8 @@ def _pairs(health: HealthRow, rows: list[MetricRow], settings: ExperimentSetting
         for metric in (row.metric, AVERAGE_ORDER_VALUE) if row.metric == REVENUE else (row.metric,):
             a = control_stats.get((metric, row.currency))
             if a is None:
-                a = control_stats[(metric, row.currency)] = arm_statistic(control.sums, metric)
-            b = arm_statistic(row.sums, metric)
+                a = control_stats[(metric, row.currency)] = control.statistic(metric)
+            b = row.statistic(metric)
             out.append(_Pair(health, row.variant_key, metric, row.currency, a, b,
                              comparable(a, b, metric, settings.min_journeys)))
     out.sort(key=lambda p: (p.variant_key, p.metric, p.currency or ""))
@@ -232,32 +256,33 @@ def _results(pairs: list[_Pair], as_of: date, settings: ExperimentSettings,
     compared = [p for p in pairs if p.comparable]
     arrays = compare_many([p.control for p in compared], [p.challenger for p in compared],
                           settings.sequential_tuning, settings.target_mde)
-    # Python numbers (tolist), one tuple per compared pair in COMPARISON_COLUMNS order.
-    values = list(zip(*(arrays[name].tolist() for name in COMPARISON_COLUMNS))) if compared else []
-    by_pair: dict[int, tuple] = {id(p): v for p, v in zip(compared, values)}
+    # Python numbers, one tuple per compared pair in COMPARISON_COLUMNS order.
+    values = list(zip(*(arrays[name].tolist() for name in COMPARISON_COLUMNS), strict=True)) if compared else []
     p_index = COMPARISON_COLUMNS.index("p_value")
-    slug_p: dict[str, list[int]] = defaultdict(list)
-    for p in compared:
-        slug_p[p.health.slug].append(id(p))
-    adjusted: dict[int, float] = {}
-    for ids in slug_p.values():
-        adjusted.update(zip(ids, adjust_p_values([by_pair[i][p_index] for i in ids], settings.correction)))
+    by_slug: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(compared):
+        by_slug[p.health.slug].append(i)
+    adjusted = [0.0] * len(compared)
+    for indices in by_slug.values():
+        for i, q in zip(indices, adjust_p_values([values[i][p_index] for i in indices], settings.correction)):
+            adjusted[i] = q
+    needed_index, low_index, high_index = (COMPARISON_COLUMNS.index(name) for name in (
+        "journeys_needed", "sequential_ci_low", "sequential_ci_high"))
+    blank = (None,) * len(COMPARISON_COLUMNS)
     rows = []
-    empty = dict.fromkeys(COMPARISON_COLUMNS)
+    i = 0
     for p in pairs:
-        found = by_pair.get(id(p))
-        columns = dict(zip(COMPARISON_COLUMNS, found)) if found else empty
-        days = None
-        if found:
-            days = days_needed(columns["journeys_needed"], p.control.journeys + p.challenger.journeys,
-                               p.health.journeys, window_journeys.get(p.health.slug, 0))
-        rows.append(ResultRow(
-            slug=p.health.slug, variant_key=p.variant_key, metric=p.metric, currency=p.currency,
-            control_variant_key=p.health.control_variant_key, control_journeys=p.control.journeys,
-            control_mean=p.control.mean, journeys=p.challenger.journeys, mean=p.challenger.mean,
-            decision=decide(p.health.status, columns["sequential_ci_low"], columns["sequential_ci_high"]),
-            as_of_date=as_of, adjusted_p_value=adjusted.get(id(p)), days_needed=days, **columns,
-        ))
+        h, a, b = p.health, p.control, p.challenger
+        keys = (h.slug, p.variant_key, p.metric, p.currency, h.control_variant_key, a.journeys, a.mean,
+                b.journeys, b.mean)
+        if p.comparable:
+            v, q = values[i], adjusted[i]
+            days = days_needed(v[needed_index], a.journeys + b.journeys, h.journeys, window_journeys.get(h.slug, 0))
+            decision = decide(h.status, v[low_index], v[high_index])
+            i += 1
+        else:
+            v, q, days, decision = blank, None, None, decide(h.status, None, None)
+        rows.append(ResultRow(*keys, *v[:7], decision, as_of, *v[7:12], q, *v[12:], days))
     return rows
 
 

@@ -39,25 +39,30 @@ class ArmSums:
     booked_journeys: int = 0
 
     def statistic(self, metric: str) -> tuple[float | None, float | None]:
-        """(mean, s^2) of the arm for `metric`, s^2 being the per-journey variance (s^2/n is the
-        variance of the mean), None where undefined:
-        - conversion: gbstats' ProportionStatistic, m(1-m);
-        - average_order_value: gbstats' RatioStatistic of revenue over booked (0/1, a
-          SampleMeanStatistic) by the delta method; mean = revenue per booked journey;
-        - otherwise gbstats' SampleMeanStatistic, the sample variance (n - 1)."""
-        n = self.journeys
-        if metric == AVERAGE_ORDER_VALUE:
-            return _ratio_statistic(n, self.booked_journeys, Decimal(self.total), Decimal(self.total_squares))
-        if not n:
-            return None, None
-        mean = float(self.total / n)
-        if metric == CONVERSION:
-            m = Decimal(self.total) / n
-            return mean, float(m * (1 - m))
-        if n < 2:
-            return mean, None
-        centred = Decimal(self.total_squares) - Decimal(self.total) * Decimal(self.total) / n
-        return mean, max(float(centred / (n - 1)), 0.0)
+        """(mean, s^2) of the arm for `metric`: see `arm_moments`."""
+        return arm_moments(metric, self.journeys, self.total, self.total_squares, self.booked_journeys)
+
+
+def arm_moments(metric: str, n: int, total: Decimal, total_squares: Decimal,
+                booked: int) -> tuple[float | None, float | None]:
+    """(mean, s^2) of an arm for `metric`, s^2 being the per-journey variance (s^2/n is the variance
+    of the mean), None where undefined:
+    - conversion: gbstats' ProportionStatistic, m(1-m);
+    - average_order_value: gbstats' RatioStatistic of revenue over booked (0/1, a
+      SampleMeanStatistic) by the delta method; mean = revenue per booked journey;
+    - otherwise gbstats' SampleMeanStatistic, the sample variance (n - 1)."""
+    if metric == AVERAGE_ORDER_VALUE:
+        return _ratio_statistic(n, booked, Decimal(total), Decimal(total_squares))
+    if not n:
+        return None, None
+    if metric == CONVERSION:
+        m = Decimal(total) / n
+        return float(m), float(m * (1 - m))
+    mean = float(total / n)
+    if n < 2:
+        return mean, None
+    centred = Decimal(total_squares) - Decimal(total) * Decimal(total) / n
+    return mean, max(float(centred / (n - 1)), 0.0)
 
 
 def _ratio_statistic(n: int, booked: int, total: Decimal, squares: Decimal) -> tuple[float | None, float | None]:
