@@ -234,3 +234,15 @@ def test_a_table_from_before_section_9_1_gets_the_new_columns(tmp_path):
     with warehouse.connect(read_only=True) as conn:
         [row] = conn.fetch_dicts("select * from analytics.experiment_results")
     assert row["chance_to_win"] == pytest.approx(0.946192, abs=1e-6) and row["journeys_needed"] > 0
+
+
+def test_both_tables_describe_every_column_in_the_asset_catalog():
+    from models.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS
+
+    specs = {spec.key: spec for spec in build_experiment_assets(SETTINGS).specs}
+    for key, columns in ((HEALTH_KEY, HEALTH_COLUMNS), (dg.AssetKey("experiment_results"), RESULT_COLUMNS)):
+        schema = specs[key].metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == list(columns)
+        assert all(c.description and c.type for c in schema.columns)
+    results = {c.name: c for c in specs[dg.AssetKey("experiment_results")].metadata["dagster/column_schema"].columns}
+    assert (results["days_needed"].type, results["chance_to_win"].type) == ("bigint", "double precision")
