@@ -1,10 +1,11 @@
 """What the digests say about experiments (contract sections 6, 9 and 9.1), pure: the decided slugs
 (a challenger winning or losing, with its lift and always-valid interval), one warning per slug in
-sample ratio mismatch, then the inconclusive slugs; every decided or inconclusive comparison with its
-chance to win, an inconclusive one with the days it still needs (or that it cannot decide at this
-traffic), a revenue one with its risk in money per 1,000 journeys. For Slack (mrkdwn lines) and the
-email (text lines, HTML with a small interval chart per slug built from table cells, which every
-mail client draws). Every figure is read from `experiment_results`; nothing is recomputed here.
+sample ratio mismatch, then the inconclusive slugs. A line per decided comparison and per challenger
+with an inconclusive one (led by its conversion), each with its chance to win, the days an
+inconclusive one still needs (or that it cannot decide at this traffic), and the risk of its
+revenue in money per 1,000 journeys. For Slack (mrkdwn lines) and the email (text lines, HTML with
+a small interval chart per slug built from table cells, which every mail client draws). Every
+figure is read from `experiment_results`; nothing is recomputed here.
 
 `models/digests/` places these lines first in both digests and packs them within Block Kit limits;
 with WEEKLY_DIGEST_ENABLED=false it leaves them out, as it does the conversion rows.
@@ -23,7 +24,7 @@ from models.money import money
 from models.slack_format import escape_mrkdwn
 
 WINNING, LOSING, INCONCLUSIVE, SRM = "winning", "losing", "inconclusive", "srm"
-REVENUE = "revenue"
+CONVERSION, REVENUE = "conversion", "revenue"
 # An inconclusive comparison needing more days than this (or any, at no traffic) cannot decide.
 MAX_DAYS_TO_DECIDE = 90
 # Revenue risk is told per this many journeys.
@@ -86,7 +87,7 @@ class SlugExperiment:
     def arm_journeys(self) -> tuple[tuple[str, int], ...]:
         """(variant, journeys) of control and challengers, from the conversion rows."""
         arms = [(self.control_variant_key or "?", self.control_journeys)]
-        arms += [(c.variant_key, c.journeys) for c in self.challengers if c.metric == "conversion"]
+        arms += [(c.variant_key, c.journeys) for c in self.challengers if c.metric == CONVERSION]
         return tuple(arms)
 
 
@@ -131,17 +132,19 @@ def revenue_risk(c: ChallengerResult) -> Decimal | None:
     return Decimal(repr(c.risk_challenger)) * Decimal(repr(c.control_mean)) * RISK_JOURNEYS
 
 
-def comparison_phrase(c: ChallengerResult) -> str:
+def comparison_phrase(c: ChallengerResult, revenue_rows: Sequence[ChallengerResult] | None = None) -> str:
     """decision_phrase, then `· chance to win 94.6%`, `· needs ~12 more days` when inconclusive and
-    `· risk if shipped USD 1.48 per 1,000 journeys` for revenue."""
+    `· risk if shipped USD 1.48 / EUR 2.10 per 1,000 journeys` for the revenue rows told with it
+    (the row itself when it is one)."""
     parts = [decision_phrase(c)]
     if c.chance_to_win is not None:
         parts.append(f"chance to win {probability(c.chance_to_win)}")
     if c.decision == INCONCLUSIVE:
         parts.append(days_phrase(c))
-    risk = revenue_risk(c)
-    if risk is not None:
-        parts.append(f"risk if shipped {c.currency} {money(risk)} per {RISK_JOURNEYS:,} journeys")
+    risks = [(r.currency, revenue_risk(r)) for r in ((c,) if revenue_rows is None else revenue_rows)]
+    told = " / ".join(f"{currency} {money(risk)}" for currency, risk in risks if risk is not None)
+    if told:
+        parts.append(f"risk if shipped {told} per {RISK_JOURNEYS:,} journeys")
     return " · ".join(parts)
 
 
@@ -171,9 +174,33 @@ def ordered(experiments: Sequence[SlugExperiment]) -> _Told:
     )
 
 
-def _told_comparisons(told: _Told) -> list[tuple[SlugExperiment, ChallengerResult]]:
-    """(slug, row) in the order told: each decided slug's decided then inconclusive rows."""
-    return [(e, c) for e in told.decided for c in (*e.decided, *e.inconclusive)]
+# Which inconclusive row leads a challenger's line, by metric.
+_LEAD_ORDER = {CONVERSION: 0, REVENUE: 1}
+# A digest line: the slug, the row it leads with, and the revenue rows whose risk it tells.
+_Line = tuple[SlugExperiment, ChallengerResult, tuple[ChallengerResult, ...]]
+
+
+def _inconclusive_lines(e: SlugExperiment) -> list[_Line]:
+    """One line per challenger with an inconclusive comparison, with the revenue risk of its
+    inconclusive revenue rows: led by its conversion (the rate a test is sized on) when that is
+    inconclusive, else by a revenue row, else by its first inconclusive row. Order value and
+    loyalty points otherwise stay in the table."""
+    by_variant: dict[str, list[ChallengerResult]] = {}
+    for c in e.inconclusive:
+        by_variant.setdefault(c.variant_key, []).append(c)
+    out = []
+    for rows in by_variant.values():
+        lead = min(rows, key=lambda c: _LEAD_ORDER.get(c.metric, len(_LEAD_ORDER)))  # min keeps the first of equals
+        out.append((e, lead, tuple(c for c in rows if c.metric == REVENUE)))
+    return out
+
+
+def _told_lines(told: _Told) -> tuple[list[_Line], list[_Line]]:
+    """The lines of the decided slugs (each decided comparison, then its inconclusive challengers)
+    and those of the inconclusive slugs; the SRM warnings go between the two."""
+    decided = [line for e in told.decided
+               for line in [*((e, c, (c,)) for c in e.decided), *_inconclusive_lines(e)]]
+    return decided, [line for e in told.inconclusive for line in _inconclusive_lines(e)]
 
 
 def worth_telling(experiments: Sequence[SlugExperiment]) -> bool:
@@ -197,17 +224,21 @@ def slack_heading(experiments: Sequence[SlugExperiment]) -> str:
     return f":test_tube: *Experiment decisions* ({escape_mrkdwn(_summary(experiments))})"
 
 
-def _slack_line(e: SlugExperiment, c: ChallengerResult) -> str:
-    return f"• {_ICONS[c.decision]} *`{escape_mrkdwn(_slug(e.slug))}`* {c.decision}: {escape_mrkdwn(comparison_phrase(c))}"
+def _slack_line(line: _Line) -> str:
+    e, c, revenue = line
+    phrase = escape_mrkdwn(comparison_phrase(c, revenue))
+    return f"• {_ICONS[c.decision]} *`{escape_mrkdwn(_slug(e.slug))}`* {c.decision}: {phrase}"
 
 
 def slack_lines(experiments: Sequence[SlugExperiment]) -> list[str]:
-    """One mrkdwn line per comparison of a decided slug, one warning per slug in SRM, then one line
-    per comparison of an inconclusive slug (the decided and the SRM warnings lead, as section 9 says)."""
+    """One mrkdwn line per decided comparison (then one per inconclusive challenger of the same
+    slug), one warning per slug in SRM, then one line per challenger of the inconclusive slugs: the
+    decided and the SRM warnings lead, as section 9 says."""
     told = ordered(experiments)
-    lines = [_slack_line(e, c) for e, c in _told_comparisons(told)]
+    decided, inconclusive = _told_lines(told)
+    lines = [_slack_line(line) for line in decided]
     lines += [f"• :warning: *`{escape_mrkdwn(_slug(e.slug))}`* {escape_mrkdwn(srm_phrase(e))}" for e in told.srm]
-    lines += [_slack_line(e, c) for e in told.inconclusive for c in e.inconclusive]
+    lines += [_slack_line(line) for line in inconclusive]
     if experiments and not lines:
         lines.append("_No challenger is winning or losing yet._")
     return lines
@@ -219,10 +250,10 @@ def email_text_lines(experiments: Sequence[SlugExperiment]) -> list[str]:
         return out + ["No experiment results yet."]
     out.append(_summary(experiments))
     told = ordered(experiments)
-    lines = [f"  {_slug(e.slug)} {c.decision}: {comparison_phrase(c)}" for e, c in _told_comparisons(told)]
+    decided, inconclusive = _told_lines(told)
+    lines = [f"  {_slug(e.slug)} {c.decision}: {comparison_phrase(c, revenue)}" for e, c, revenue in decided]
     lines += [f"  WARNING {_slug(e.slug)}: {srm_phrase(e)}" for e in told.srm]
-    lines += [f"  {_slug(e.slug)} {c.decision}: {comparison_phrase(c)}"
-              for e in told.inconclusive for c in e.inconclusive]
+    lines += [f"  {_slug(e.slug)} {c.decision}: {comparison_phrase(c, revenue)}" for e, c, revenue in inconclusive]
     out += _capped(lines, lambda hidden: f"  +{hidden:,} more experiment lines")
     if not lines:
         out.append("  No challenger is winning or losing yet.")
@@ -245,13 +276,14 @@ def email_html(experiments: Sequence[SlugExperiment]) -> str:
         return parts[0] + "<p>No experiment results yet.</p>"
     parts.append(f'<p style="margin:0 0 8px 0;color:#6b7280;font-size:13px;">{esc(_summary(experiments))}</p>')
     told = ordered(experiments)
-    items = [_html_item(e, c) for e, c in _told_comparisons(told)]
+    decided, inconclusive = _told_lines(told)
+    items = [_html_item(line) for line in decided]
     items += [
         f'<li class="srm-warning" style="color:#b45309;">&#x26A0;&#xFE0F; <code>{esc(e.slug)}</code> '
         f"{esc(srm_phrase(e))}</li>"
         for e in told.srm
     ]
-    items += [_html_item(e, c) for e in told.inconclusive for c in e.inconclusive]
+    items += [_html_item(line) for line in inconclusive]
     items = _capped(items, lambda hidden: f'<li class="more">+{hidden:,} more experiment lines</li>')
     parts.append(f'<ul class="experiment-decisions" style="padding-left:20px;">{"".join(items)}</ul>'
                  if items else "<p>No challenger is winning or losing yet.</p>")
@@ -266,10 +298,11 @@ def email_html(experiments: Sequence[SlugExperiment]) -> str:
     return "\n".join(parts)
 
 
-def _html_item(e: SlugExperiment, c: ChallengerResult) -> str:
+def _html_item(line: _Line) -> str:
+    e, c, revenue = line
     color = _COLORS.get(c.decision, _NEUTRAL)
     return (f'<li class="decision-{c.decision}"><code>{html.escape(e.slug)}</code> '
-            f'<strong style="color:{color};">{c.decision}</strong>: {html.escape(comparison_phrase(c))}</li>')
+            f'<strong style="color:{color};">{c.decision}</strong>: {html.escape(comparison_phrase(c, revenue))}</li>')
 
 
 def interval_chart_html(e: SlugExperiment) -> str:
