@@ -13,7 +13,7 @@ import gc
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -83,9 +83,7 @@ class HealthRow:
     arm_journeys: tuple[tuple[str, int], ...] = ()  # (variant_key, journeys) per arm: for messages, not a column
 
     def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row.pop("arm_journeys")
-        return row
+        return {name: getattr(self, name) for name in HEALTH_COLUMNS}
 
 
 class ResultRow(NamedTuple):
@@ -129,7 +127,8 @@ HEALTH_COLUMNS = tuple(name for name in HealthRow.__dataclass_fields__ if name !
 RESULT_COLUMNS = ResultRow._fields
 # How _results lays a row out: the pair's keys and arms, section 9's comparison columns, decision and
 # date, the Bayesian columns, the corrected p-value, power and journeys needed, days needed.
-_KEYS = RESULT_COLUMNS[:9]
+_KEYS = ("slug", "variant_key", "metric", "currency", "control_variant_key", "control_journeys", "control_mean",
+         "journeys", "mean")
 if RESULT_COLUMNS != (*_KEYS, *COMPARISON_COLUMNS[:7], "decision", "as_of_date", *COMPARISON_COLUMNS[7:12],
                       "adjusted_p_value", *COMPARISON_COLUMNS[12:], "days_needed"):
     raise RuntimeError("ResultRow and Comparison columns are out of step: _results builds rows positionally")

@@ -80,7 +80,8 @@ def replace_results(warehouse: Warehouse, health: Sequence[HealthRow], results: 
     from `health` loses its rows): a refresh that changed nothing writes nothing, and the result never
     depends on what was stored before, so it equals a rebuild from empty tables.
     """
-    tables = ((f"{warehouse.schema}.experiment_health", HEALTH_COLUMNS, [tuple(h.to_row().values()) for h in health]),
+    health_rows = [tuple(getattr(h, name) for name in HEALTH_COLUMNS) for h in health]
+    tables = ((f"{warehouse.schema}.experiment_health", HEALTH_COLUMNS, health_rows),
               (f"{warehouse.schema}.experiment_results", RESULT_COLUMNS, results))
     changed: set[str] = set()
     with warehouse.connect() as conn:
