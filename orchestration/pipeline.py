@@ -50,6 +50,8 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
         srm_p_threshold=settings.EXPERIMENT_SRM_P_THRESHOLD,
         sequential_tuning=settings.EXPERIMENT_SEQUENTIAL_TUNING,
         min_journeys=settings.EXPERIMENT_MIN_JOURNEYS,
+        correction=settings.EXPERIMENT_CORRECTION,
+        target_mde=settings.EXPERIMENT_TARGET_MDE,
     ))
     # Freshness through the current API: a policy on each mart (no check asset, no sensor to run it).
     marts_fresh = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES))
