@@ -52,6 +52,8 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
         srm_p_threshold=settings.EXPERIMENT_SRM_P_THRESHOLD,
         sequential_tuning=settings.EXPERIMENT_SEQUENTIAL_TUNING,
         min_journeys=settings.EXPERIMENT_MIN_JOURNEYS,
+        correction=settings.EXPERIMENT_CORRECTION,
+        target_mde=settings.EXPERIMENT_TARGET_MDE,
     ))
     # Their columns are documented once, as the dbt source `experiments` (dbt docs show them too).
     schemas = source_column_schemas(json.loads(dbt_project.manifest_path.read_text()), "experiments")
