@@ -95,6 +95,8 @@ def assert_dashboard_shows(server, user: str, password: str, expected: tuple[str
     assert sorted(view.titles) == sorted(CHART_TITLES)
     assert view.errors == []
     assert view.data_responses and all(status == 200 for _, status in view.data_responses), view.data_responses
+    for column in ("relative_lift", "sequential_ci_low", "sequential_ci_high", "chance_to_win", "decision", "days_needed"):
+        assert column in view.chart_text["Experiment results"], column
     slug, currency, total = expected
     # In full with thousands separators (1,160,525.82), never abbreviated (1.16M).
     shown = f"{total:,.2f}"

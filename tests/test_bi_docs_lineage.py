@@ -15,6 +15,7 @@ from bi_support import ROOT, cli_env, run_cli
 
 from models.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS
 from models.marts import BI_TABLES, EXPERIMENT_RESULT_TABLES, MART_TABLES
+from resources.experiment_tables import column_type
 
 DASHBOARD = dg.AssetKey(["superset", "pricing_experiments"])
 BUNDLE = ROOT / "bi" / "superset" / "dashboard"
@@ -50,6 +51,9 @@ def test_every_column_of_every_mart_and_experiment_table_is_described(manifest):
     # The experiment tables are written by Python: their sources list exactly the columns it writes.
     assert tuple(_node(manifest, "experiment_health")["columns"]) == HEALTH_COLUMNS
     assert tuple(_node(manifest, "experiment_results")["columns"]) == RESULT_COLUMNS
+    for table in EXPERIMENT_RESULT_TABLES:  # and with the types it creates them with
+        for name, column in _node(manifest, table)["columns"].items():
+            assert column["data_type"] == column_type(name), f"{table}.{name}"
 
 
 def test_descriptions_have_one_home_the_doc_blocks(manifest):
