@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import digests, export, guardrails, pipeline
+from orchestration import bi, digests, export, guardrails, pipeline
 from orchestration.log_hygiene import install_log_hygiene
 from orchestration.resources import shared_resources
 from orchestration.settings import Settings, get_settings
@@ -21,6 +21,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         guardrails.definitions(settings),
         export.definitions(settings, dbt_models),
         digests.definitions(settings, dbt_models),
+        bi.definitions(settings, dbt_project),
         dg.Definitions(resources=shared_resources(settings)),
     )
 

@@ -3,11 +3,13 @@ the asset checks a data engineer looks at (payload rejects rate) and the marts' 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import dagster as dg
 from dagster_dbt import DbtProject
 
+from assets.bi import source_column_schemas
 from assets.dbt import SKIP_WHEN_UNCHANGED_TAG, build_dbt_assets, dbt_cli_resource
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
@@ -53,6 +55,12 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
         correction=settings.EXPERIMENT_CORRECTION,
         target_mde=settings.EXPERIMENT_TARGET_MDE,
     ))
+    # Their columns are documented once, as the dbt source `experiments` (dbt docs show them too).
+    schemas = source_column_schemas(json.loads(dbt_project.manifest_path.read_text()), "experiments")
+    experiments = experiments.map_asset_specs(
+        lambda spec: spec.merge_attributes(metadata={"dagster/column_schema": schemas[spec.key]})
+        if spec.key in schemas else spec
+    )
     # Freshness through the current API: a policy on each mart (no check asset, no sensor to run it).
     marts_fresh = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES))
     dbt_models = dbt_models.map_asset_specs(

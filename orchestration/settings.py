@@ -111,6 +111,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a relative lift above 0 (default 0.05 = 5%), got {value}")
         return value
 
+    # BI (contract section 11) ---------------------------------------------------------------
+    # Superset's admin login; without a password one is generated into DATA_DIR/bi/admin-password.
+    BI_ADMIN_USER: str = "admin"
+    BI_ADMIN_PASSWORD: SecretStr | None = None
+    # bi_reader's password on a PostgreSQL warehouse (the one given to `warehouse grant-bi-reader
+    # --password`); unset: `pricing-ops bi` makes bi_reader a login role with one kept in DATA_DIR/bi/.
+    BI_READER_PASSWORD: SecretStr | None = None
+
     @field_validator("EXPERIMENT_SRM_P_THRESHOLD")
     @classmethod
     def _srm_threshold(cls, value: float) -> float:
