@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from models.experiment_columns import HEALTH_COLUMN_DESCRIPTIONS, RESULT_COLUMN_DESCRIPTIONS
 from models.experiment_results import (
+    HEALTH_COLUMNS,
+    RESULT_COLUMNS,
     ExperimentSettings,
     decisions_markdown,
     evaluate,
@@ -22,7 +25,7 @@ from models.experiment_results import (
     srm_slugs,
 )
 from models.marts import EXPERIMENT_HEALTH, EXPERIMENT_RESULTS
-from resources.experiment_tables import read_inputs, replace_results
+from resources.experiment_tables import column_type, read_inputs, replace_results
 from resources.warehouse import Warehouse
 
 HEALTH_KEY = dg.AssetKey("experiment_health")
@@ -32,6 +35,7 @@ SRM_CHECK = "no_sample_ratio_mismatch"
 UPSTREAM = [
     dg.AssetKey("experiment_variant_metrics"),
     dg.AssetKey("experiment_variant_journeys"),
+    dg.AssetKey("experiment_daily_assignments"),
     dg.AssetKey(["staging", "experiment_allocations"]),
     dg.AssetKey(["staging", "int_experiment_journey_arms"]),
 ]
@@ -41,6 +45,12 @@ def _content_version(rows: object) -> dg.DataVersion:
     """A data version from the rows themselves: a refresh that computes the same statistics leaves
     the digests downstream current."""
     return dg.DataVersion(hashlib.sha256(repr(rows).encode()).hexdigest()[:24])
+
+
+def _column_schema(columns: tuple[str, ...], descriptions: dict[str, str]) -> dict:
+    """The table's columns, SQL types and meanings, as the Dagster UI shows them."""
+    return {"dagster/column_schema": dg.TableSchema(columns=[
+        dg.TableColumn(name, column_type(name), description=descriptions[name]) for name in columns])}
 
 
 def build_experiment_assets(settings: ExperimentSettings, schema: str | None = None) -> dg.AssetsDefinition:
@@ -53,13 +63,14 @@ def build_experiment_assets(settings: ExperimentSettings, schema: str | None = N
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(HEALTH_KEY, deps=UPSTREAM, group_name="marts", kinds={"python", "sql"},
-                         metadata=table(EXPERIMENT_HEALTH),
                          description="Per slug: control, status (ok, srm, no_control, multiple_controls, "
-                         "not_enough_data), arms, journeys, multiple_exposure_journeys, SRM p-value."),
+                         "not_enough_data), arms, journeys, multiple_exposure_journeys, SRM p-value.",
+                         metadata={**table(EXPERIMENT_HEALTH), **_column_schema(HEALTH_COLUMNS, HEALTH_COLUMN_DESCRIPTIONS)}),
             dg.AssetSpec(RESULTS_KEY, deps=UPSTREAM, group_name="marts", kinds={"python", "sql"},
-                         metadata=table(EXPERIMENT_RESULTS),
                          description="Per challenger, metric and currency: lift against control, 95% and "
-                         "always-valid intervals, p-values and the decision."),
+                         "always-valid intervals, p-values and the decision; chance to win, credible "
+                         "interval, risks, corrected p-value, power, journeys and days still needed.",
+                         metadata={**table(EXPERIMENT_RESULTS), **_column_schema(RESULT_COLUMNS, RESULT_COLUMN_DESCRIPTIONS)}),
         ],
         check_specs=[dg.AssetCheckSpec(SRM_CHECK, asset=HEALTH_KEY,
                                        description="No slug has a sample ratio mismatch")],
@@ -69,7 +80,7 @@ def build_experiment_assets(settings: ExperimentSettings, schema: str | None = N
         inputs = read_inputs(warehouse)
         as_of = inputs["as_of"] or datetime.now(UTC).date()
         health, results = evaluate(inputs["metrics"], inputs["controls"], inputs["allocations"],
-                                   inputs["multiple"], as_of, settings)
+                                   inputs["multiple"], as_of, settings, inputs["window_journeys"])
         rewritten = replace_results(warehouse, health, results)
         table = decisions_markdown(health, results)
         flagged = srm_slugs(health)

@@ -101,7 +101,7 @@ def stage_statistics(data_dir: Path, events: int) -> dict:
     warehouse = Warehouse(url=f"duckdb:///{data_dir / 'warehouse.duckdb'}")
     inputs = read_inputs(warehouse)
     health, results = evaluate(inputs["metrics"], inputs["controls"], inputs["allocations"], inputs["multiple"],
-                               inputs["as_of"], ExperimentSettings())
+                               inputs["as_of"], ExperimentSettings(), inputs["window_journeys"])
     replace_results(warehouse, health, results)
     decisions: dict[str, int] = {}
     for r in results:

@@ -1,142 +1,140 @@
 """The formulas of GrowthBook's frequentist engine (gbstats) on per-arm sums, pure (contract section 9).
 
-Inputs are exact sums (n, total, total_squares, Decimal); the statistics are double precision (the
-t and chi-square distributions from scipy). The centred sum of squares is taken while still exact
-(total_squares - total^2/n in Decimal), so a revenue metric with large totals and a small spread
-loses nothing to cancellation.
+Inputs are exact sums (n, total, total_squares, booked journeys; Decimal); the statistics are double
+precision (the t and chi-square distributions from scipy). Centred sums of squares are taken while
+still exact (in Decimal), so a revenue metric with large totals and a small spread loses nothing to
+cancellation, and a variance that is 0 is exactly 0.
+
+The test functions take numpy arrays (one element per comparison) so that tens of thousands of
+comparisons cost one call each (bench/bench_experiment_stats.py); a float works as well.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
 
 ALPHA = 0.05
-CONVERSION = "conversion"
-
-
-def _t_quantile(p: float, df: float) -> float:
-    """Student t quantile. scipy.special's stdtrit/stdtr/chdtrc are the functions scipy.stats.t and
-    scipy.stats.chi2 evaluate; imported on first use, they cost a third of scipy.stats' import (1-3 s
-    here), which only the statistics step pays, not every process that loads the definitions."""
-    from scipy.special import stdtrit
-
-    return float(stdtrit(df, p))
-
-
-def _t_two_sided_p(t: float, df: float) -> float:
-    """2(1 - F_t(|t|)), taken as 2 F_t(-|t|) so a small p is not lost to cancellation."""
-    from scipy.special import stdtr
-
-    return 2 * float(stdtr(df, -abs(t)))
-
-
-def _chi2_survival(x: float, df: int) -> float:
-    from scipy.special import chdtrc
-
-    return float(chdtrc(df, x))
+CONVERSION, REVENUE, LOYALTY_POINTS = "conversion", "revenue", "loyalty_points"
+# Revenue per booked journey, a ratio metric derived from the revenue rows (section 9.1).
+AVERAGE_ORDER_VALUE = "average_order_value"
+# gbstats' RatioStatistic: its denominator's variance needs at least 2 booked journeys in an arm.
+MIN_BOOKED_JOURNEYS = 2
 
 
 @dataclass(frozen=True)
 class ArmSums:
-    """One arm's sums for one metric: n journeys, sum of y and sum of y^2 (exact)."""
+    """One arm's sums for one metric: n journeys, sum of y, sum of y^2 (exact), and how many of the
+    journeys have a booked order (the denominator of `average_order_value`)."""
 
     journeys: int
     total: Decimal
     total_squares: Decimal
+    booked_journeys: int = 0
 
-    @property
-    def mean(self) -> float | None:
-        return float(self.total / self.journeys) if self.journeys else None
-
-    def variance(self, metric: str) -> float | None:
-        """s^2: m(1-m) for a proportion (gbstats' ProportionStatistic), else the sample variance."""
-        n = self.journeys
-        if metric == CONVERSION:
-            if not n:
-                return None
-            m = self.total / n
-            return float(m * (1 - m))
-        if n < 2:
-            return None
-        centred = Decimal(self.total_squares) - Decimal(self.total) * Decimal(self.total) / n
-        return max(float(centred / (n - 1)), 0.0)
+    def statistic(self, metric: str) -> tuple[float | None, float | None]:
+        """(mean, s^2) of the arm for `metric`: see `arm_moments`."""
+        return arm_moments(metric, self.journeys, self.total, self.total_squares, self.booked_journeys)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Challenger B against control A: relative lift with its fixed-horizon and always-valid intervals."""
+def arm_moments(metric: str, n: int, total: Decimal, total_squares: Decimal,
+                booked: int) -> tuple[float | None, float | None]:
+    """(mean, s^2) of an arm for `metric`, s^2 being the per-journey variance (s^2/n is the variance
+    of the mean), None where undefined:
+    - conversion: gbstats' ProportionStatistic, m(1-m);
+    - average_order_value: gbstats' RatioStatistic of revenue over booked (0/1, a
+      SampleMeanStatistic) by the delta method; mean = revenue per booked journey;
+    - otherwise gbstats' SampleMeanStatistic, the sample variance (n - 1)."""
+    if metric == AVERAGE_ORDER_VALUE:
+        return _ratio_statistic(n, booked, Decimal(total), Decimal(total_squares))
+    if not n:
+        return None, None
+    if metric == CONVERSION:
+        m = Decimal(total) / n
+        return float(m), float(m * (1 - m))
+    mean = float(total / n)
+    if n < 2:
+        return mean, None
+    centred = Decimal(total_squares) - Decimal(total) * Decimal(total) / n
+    return mean, max(float(centred / (n - 1)), 0.0)
 
-    relative_lift: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    sequential_ci_low: float
-    sequential_ci_high: float
-    sequential_p_value: float
+
+def _ratio_statistic(n: int, booked: int, total: Decimal, squares: Decimal) -> tuple[float | None, float | None]:
+    """Numerator y (revenue, 0 when not booked), denominator d (1 when booked): sum d = sum d^2 = B,
+    sum y d = sum y = S. The delta-method variance
+        var_y/d̄² - 2 cov(y, d) ȳ/d̄³ + ȳ² var_d/d̄⁴   (var and cov with n - 1)
+    reduces to n² (Q B - S²) / ((n - 1) B³): exact in Decimal, 0 when every booked order is equal."""
+    if not booked:
+        return None, None
+    mean = float(total / booked)
+    if n < 2:
+        return mean, None
+    centred = squares * booked - total * total
+    return mean, max(float(Decimal(n * n) * centred / (Decimal(n - 1) * Decimal(booked) ** 3)), 0.0)
 
 
-def compare(control: ArmSums, challenger: ArmSums, metric: str, sequential_tuning: float,
-            min_journeys: int) -> Comparison | None:
-    """The relative-lift test of `challenger` against `control`, or None when there is nothing to
-    compare: an arm under `min_journeys` journeys, a control mean of 0 or a variance of 0."""
-    n_a, n_b = control.journeys, challenger.journeys
-    if n_a < max(min_journeys, 1) or n_b < max(min_journeys, 1):
-        return None
-    m_a, m_b = control.mean, challenger.mean
-    s2_a, s2_b = control.variance(metric), challenger.variance(metric)
-    if m_a is None or m_b is None or s2_a is None or s2_b is None or m_a == 0 or s2_a == 0 or s2_b == 0:
-        return None
+def relative_lift(m_a, v_a, n_a, m_b, v_b, n_b):
+    """The relative lift L = (m_B - m_A)/m_A and its delta-method variance
+    V = s_B²/(m_A² n_B) + s_A² m_B²/(m_A⁴ n_A): what every column of a comparison starts from."""
     lift = (m_b - m_a) / m_a
-    var = s2_b / (m_a**2 * n_b) + s2_a * m_b**2 / (m_a**4 * n_a)
-    df = welch_degrees_of_freedom(s2_a / n_a, s2_b / n_b, n_a, n_b)
-    se = math.sqrt(var)
-    half = _t_quantile(1 - ALPHA / 2, df) * se
-    p = _t_two_sided_p(lift / se, df)
-    seq_half = sequential_half_width(var, n_a + n_b, sequential_tuning)
-    return Comparison(
-        relative_lift=lift,
-        ci_low=lift - half,
-        ci_high=lift + half,
-        p_value=min(1.0, p),
-        sequential_ci_low=lift - seq_half,
-        sequential_ci_high=lift + seq_half,
-        sequential_p_value=sequential_p_value(lift, var, n_a + n_b, sequential_tuning),
-    )
+    var = v_b / (m_a**2 * n_b) + v_a * m_b**2 / (m_a**4 * n_a)
+    return lift, var
 
 
-def welch_degrees_of_freedom(u_a: float, u_b: float, n_a: int, n_b: int) -> float:
+def welch_degrees_of_freedom(u_a, u_b, n_a, n_b):
     """Welch-Satterthwaite degrees of freedom from the arms' s^2/n."""
     return (u_a + u_b) ** 2 / (u_a**2 / (n_a - 1) + u_b**2 / (n_b - 1))
 
 
+def t_test(lift, var, df) -> dict[str, np.ndarray]:
+    """Two-sided p = 2 F_t(-|L|/√V, ν) (no cancellation for a small p) and the 95% interval."""
+    import numpy as np
+    from scipy.special import stdtr, stdtrit  # what scipy.stats.t evaluates, at a third of its import
+
+    se = np.sqrt(var)
+    half = stdtrit(df, 1 - ALPHA / 2) * se
+    return {"ci_low": lift - half, "ci_high": lift + half,
+            "p_value": np.minimum(1.0, 2 * stdtr(df, -np.abs(lift) / se))}
+
+
 def _rho_squared(tuning: float) -> float:
     """gbstats' mixture tuning: rho^2 = (-2 ln a + ln(1 - 2 ln a)) / N*."""
+    import math
+
     log_a = math.log(ALPHA)
     return (-2 * log_a + math.log(1 - 2 * log_a)) / tuning
 
 
-def sequential_half_width(var: float, n: int, tuning: float) -> float:
+def sequential_half_width(var, n, tuning: float):
     """Half-width of the always-valid (mixture sequential) interval around the lift."""
+    import numpy as np
+
     rho2 = _rho_squared(tuning)
     spread = n * rho2 + 1
-    return math.sqrt(var * n) * math.sqrt(2 * spread * math.log(math.sqrt(spread) / ALPHA) / (n * n * rho2))
+    return np.sqrt(var * n) * np.sqrt(2 * spread * np.log(np.sqrt(spread) / ALPHA) / (n * n * rho2))
 
 
-def sequential_p_value(lift: float, var: float, n: int, tuning: float) -> float:
+def sequential_p_value(lift, var, n, tuning: float):
     """Always-valid p-value: min(1, sqrt(N rho^2 + 1) exp(-rho^2 N L^2 / V / (2 (N rho^2 + 1))))."""
+    import numpy as np
+
     rho2 = _rho_squared(tuning)
     spread = n * rho2 + 1
-    exponent = -rho2 * n * lift * lift / var / (2 * spread)
-    return min(1.0, math.sqrt(spread) * math.exp(exponent))
+    return np.minimum(1.0, np.sqrt(spread) * np.exp(-rho2 * n * lift * lift / var / (2 * spread)))
 
 
 def srm_p_value(counts: Sequence[int], weights: Sequence[float] | None = None) -> float:
     """Pearson chi-square p-value of the arms' journey counts against the expected split (equal
     without weights), K-1 degrees of freedom. An arm expected to get nothing (weight 0) that got
     journeys is a mismatch beyond doubt (p 0); one that got none adds nothing."""
+    from scipy.special import chdtrc  # what scipy.stats.chi2 evaluates
+
     k = len(counts)
     total = sum(counts)
     if k < 2 or total == 0:
@@ -153,4 +151,4 @@ def srm_p_value(counts: Sequence[int], weights: Sequence[float] | None = None) -
                 return 0.0
             continue
         chi2 += (observed - expected) ** 2 / expected
-    return _chi2_survival(chi2, k - 1)
+    return float(chdtrc(k - 1, chi2))

@@ -31,6 +31,7 @@ OWNERS_BY_GROUP = {
     "marts": ["analytics@smplat.local"],  # experiment_health / experiment_results beside the dbt marts
     "guardrails": ["concierge-ops@smplat.local"],
     "digests": ["concierge-ops@smplat.local"],
+    "bi": ["analytics@smplat.local"],  # the dashboards and the copy Superset reads
 }
 
 
@@ -68,8 +69,12 @@ def build_definitions(settings: Settings, with_dbt: bool = True) -> dg.Definitio
             dg.Definitions(resources=shared_resources(settings)),
         ]
         if with_dbt:
-            from orchestration import pipeline, run_alerts
+            from orchestration import bi, pipeline, run_alerts
 
             dbt_models, dbt_project = pipeline.build_dbt_models(settings)
-            parts += [pipeline.definitions(settings, dbt_models, dbt_project), run_alerts.definitions(settings)]
+            parts += [
+                pipeline.definitions(settings, dbt_models, dbt_project),
+                bi.definitions(settings, dbt_project),
+                run_alerts.definitions(settings),
+            ]
         return with_code_references(dg.Definitions.merge(*parts).map_asset_specs(func=_with_owner), settings)

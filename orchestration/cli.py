@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "orchestration.commands.export",  # export
     "orchestration.commands.digests",  # digest slack | email, readyz
     "orchestration.commands.warehouse",  # warehouse grant-bi-reader
+    "orchestration.commands.bi",  # bi, docs
 )
 
 

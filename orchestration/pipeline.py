@@ -3,11 +3,13 @@ the asset checks a data engineer looks at (payload rejects rate) and the marts' 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import dagster as dg
 from dagster_dbt import DbtProject
 
+from assets.bi import source_column_schemas
 from assets.dbt import build_dbt_assets, dbt_cli_resource
 from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG, mart_key
 from assets.experiments import build_experiment_assets
@@ -51,7 +53,15 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
         srm_p_threshold=settings.EXPERIMENT_SRM_P_THRESHOLD,
         sequential_tuning=settings.EXPERIMENT_SEQUENTIAL_TUNING,
         min_journeys=settings.EXPERIMENT_MIN_JOURNEYS,
+        correction=settings.EXPERIMENT_CORRECTION,
+        target_mde=settings.EXPERIMENT_TARGET_MDE,
     ), schema=warehouse.schema)
+    # Their columns are documented once, as the dbt source `experiments` (dbt docs show them too).
+    schemas = source_column_schemas(json.loads(dbt_project.manifest_path.read_text()), "experiments")
+    experiments = experiments.map_asset_specs(
+        lambda spec: spec.merge_attributes(metadata={"dagster/column_schema": schemas[spec.key]})
+        if spec.key in schemas else spec
+    )
     # Freshness through the current API: a policy on each mart and on the experiment tables BI reads
     # beside them (no check asset, no sensor to run it).
     marts_fresh = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES))

@@ -7,6 +7,7 @@ instead of Slack and SMTP. Secrets are `SecretStr` so that printing the settings
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.identifiers import schema_name_problem
+from models.p_value_corrections import CORRECTIONS
 from models.run_alerts import DEFAULT_DAGSTER_UI_URL
 from models.slack_format import DEFAULT_APP_BASE_URL
 
@@ -99,6 +101,32 @@ class Settings(BaseSettings):
     EXPERIMENT_SRM_P_THRESHOLD: float = 0.001
     EXPERIMENT_SEQUENTIAL_TUNING: float = 5000
     EXPERIMENT_MIN_JOURNEYS: int = 100
+    # Section 9.1: the p-value correction across a slug's comparisons (holm, bh, none) and the
+    # relative lift that power, journeys_needed and days_needed aim at.
+    EXPERIMENT_CORRECTION: str = "holm"
+    EXPERIMENT_TARGET_MDE: float = 0.05
+
+    @field_validator("EXPERIMENT_CORRECTION")
+    @classmethod
+    def _correction(cls, value: str) -> str:
+        if value not in CORRECTIONS:
+            raise ValueError(f"must be holm (default), bh or none, got {value!r}")
+        return value
+
+    @field_validator("EXPERIMENT_TARGET_MDE")
+    @classmethod
+    def _target_mde(cls, value: float) -> float:
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"must be a relative lift above 0 (default 0.05 = 5%), got {value}")
+        return value
+
+    # BI (contract section 11) ---------------------------------------------------------------
+    # Superset's admin login; without a password one is generated into DATA_DIR/bi/admin-password.
+    BI_ADMIN_USER: str = "admin"
+    BI_ADMIN_PASSWORD: SecretStr | None = None
+    # bi_reader's password on a PostgreSQL warehouse (the one given to `warehouse grant-bi-reader
+    # --password`); unset: `pricing-ops bi` makes bi_reader a login role with one kept in DATA_DIR/bi/.
+    BI_READER_PASSWORD: SecretStr | None = None
 
     @field_validator("EXPERIMENT_SRM_P_THRESHOLD")
     @classmethod

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ os.environ["TZ"] = "America/Los_Angeles"
 time.tzset()
 # Tests build their own settings; a developer's .env or exported variables must not leak in.
 for _name in list(os.environ):
-    if _name.startswith(("ONBOARDING_EXPORT_", "SLACK_", "SMTP_", "WAREHOUSE_", "DAGSTER_POSTGRES_URL", "APP_API_", "CHECKOUT_API_KEY")):
+    if _name.startswith(("ONBOARDING_EXPORT_", "SLACK_", "SMTP_", "WAREHOUSE_", "DAGSTER_POSTGRES_URL", "APP_API_", "CHECKOUT_API_KEY", "BI_")):
         os.environ.pop(_name)
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -61,6 +62,31 @@ def make_pg_database() -> Iterator[Callable[[], str]]:
     with _admin() as conn:
         for name in created:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@contextmanager
+def bi_reader_kept(url: str) -> Iterator[None]:
+    """The cluster-wide role `bi_reader` as it was before the block (login flag and password
+    verifier), its grants in the database at `url` dropped."""
+    from psycopg import sql
+
+    with _admin() as admin:
+        before = admin.execute("select rolcanlogin, rolpassword from pg_authid where rolname = 'bi_reader'").fetchone()
+    try:
+        yield
+    finally:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            if conn.execute("select 1 from pg_roles where rolname = 'bi_reader'").fetchone():
+                conn.execute("drop owned by bi_reader")  # its grants in this database
+        with _admin() as admin:
+            if before is None:
+                admin.execute("alter role bi_reader nologin password null")
+            else:
+                login = "login" if before[0] else "nologin"
+                password = sql.Literal(before[1]) if before[1] else sql.SQL("null")
+                admin.execute(sql.SQL("alter role bi_reader " + login + " password {}").format(password))
 
 
 PG_SOCKET_DIR = "/var/run/postgresql"

@@ -12,11 +12,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from psycopg import sql
+from conftest import bi_reader_kept
 
 from models.marts import BI_TABLES as MARTS
 from orchestration import cli
 from orchestration.settings import get_settings
+
+# bi_reader is cluster-wide: the tests that change its password do not run at once (test_bi_dashboard).
+pytestmark = pytest.mark.xdist_group("bi_reader")
 
 pytestmark = pytest.mark.postgres
 
@@ -43,17 +46,8 @@ def as_role(url: str, role: str, password: str) -> str:
 @pytest.fixture
 def bi_reader_restored(pg_url):
     """Put the cluster-wide role back as it was after the test."""
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        before = admin.execute("select rolcanlogin, rolpassword from pg_authid where rolname = 'bi_reader'").fetchone()
-    yield
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute("drop owned by bi_reader")  # its grants in this database, dropped with it anyway
-        if before is None:
-            admin.execute("alter role bi_reader nologin password null")
-        else:
-            login = "login" if before[0] else "nologin"
-            password = sql.Literal(before[1]) if before[1] else sql.SQL("null")
-            admin.execute(sql.SQL("alter role bi_reader " + login + " password {}").format(password))
+    with bi_reader_kept(pg_url):
+        yield
 
 
 def create_warehouse_tables(url: str) -> None:

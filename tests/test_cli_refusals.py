@@ -60,6 +60,8 @@ BAD_SETTINGS = [
     ({"WEEKLY_DIGEST_CRON": "0 9 * * 8"}, "setting WEEKLY_DIGEST_CRON:"),
     ({"WAREHOUSE_URL": "bogus://x"}, "setting WAREHOUSE_URL: unsupported scheme 'bogus'"),
     ({"ONBOARDING_EXPORT_DATABASE_URL": "mysql://u:hunter2@db/x"}, "setting ONBOARDING_EXPORT_DATABASE_URL: not a PostgreSQL URL"),
+    ({"EXPERIMENT_CORRECTION": "bonferroni"}, "setting EXPERIMENT_CORRECTION must be holm (default), bh or none"),
+    ({"EXPERIMENT_TARGET_MDE": "0"}, "setting EXPERIMENT_TARGET_MDE must be a relative lift above 0"),
 ]
 
 

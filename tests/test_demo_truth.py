@@ -44,7 +44,7 @@ def decisions(tmp_path_factory):
     write_demo_source(events=200_000, seed=7, duckdb_path=path, now=NOW, progress=lambda _: None)
     with duckdb.connect(str(path), read_only=True) as conn:
         rows = conn.execute(ARMS_SQL.replace("SLUGS", ", ".join(f"'{s}'" for s in SLUGS))).fetchall()
-    metrics = [MetricRow(slug, arm, "conversion", None, n, booked, booked) for slug, arm, n, booked in rows]
+    metrics = [MetricRow(slug, arm, "conversion", None, n, booked, booked, booked) for slug, arm, n, booked in rows]
     # Only the experiments' own variants (a dirty payload may carry another key, rarely alone).
     known = {(e.slug, v.key) for e in EXPERIMENTS for v in e.variants}
     metrics = [m for m in metrics if (m.slug, m.variant_key) in known]

@@ -84,26 +84,26 @@ RAW = {
     "provider_guardrail_telemetry": [],
 }
 
-# (slug, variant, metric, currency) -> (journeys, total, total_squares)
+# (slug, variant, metric, currency) -> (journeys, booked_journeys, total, total_squares)
 EXPECTED = {
     # a: j1 (booked 100.00 USD, 10 points), j3 (booked 20.50 EUR, 3 points), j8 (pending USD).
-    ("exp", "a", "conversion", None): (3, D("2.00"), D("2.0000")),
-    ("exp", "a", "loyalty_points", None): (3, D("13.00"), D("109.0000")),  # 10 + 3; 100 + 9
-    ("exp", "a", "revenue", "USD"): (2, D("100.00"), D("10000.0000")),  # j1, j8
-    ("exp", "a", "revenue", "EUR"): (1, D("20.50"), D("420.2500")),  # 20.50^2
-    # b: j2 (refunded: 0), j5 and j6 (the shared order o5, 40.00 USD and 4 points each).
-    ("exp", "b", "conversion", None): (3, D("2.00"), D("2.0000")),
-    ("exp", "b", "loyalty_points", None): (3, D("8.00"), D("32.0000")),  # 4 + 4; 16 + 16
-    ("exp", "b", "revenue", "USD"): (3, D("80.00"), D("3200.0000")),  # 1600 + 1600
-    ("exp", "b", "revenue", "EUR"): (0, D("0.00"), D("0.0000")),
+    ("exp", "a", "conversion", None): (3, 2, D("2.00"), D("2.0000")),
+    ("exp", "a", "loyalty_points", None): (3, 2, D("13.00"), D("109.0000")),  # 10 + 3; 100 + 9
+    ("exp", "a", "revenue", "USD"): (2, 1, D("100.00"), D("10000.0000")),  # j1 (booked), j8 (pending)
+    ("exp", "a", "revenue", "EUR"): (1, 1, D("20.50"), D("420.2500")),  # 20.50^2
+    # b: j2 (refunded: 0, not booked), j5 and j6 (the shared order o5, 40.00 USD and 4 points each).
+    ("exp", "b", "conversion", None): (3, 2, D("2.00"), D("2.0000")),
+    ("exp", "b", "loyalty_points", None): (3, 2, D("8.00"), D("32.0000")),  # 4 + 4; 16 + 16
+    ("exp", "b", "revenue", "USD"): (3, 2, D("80.00"), D("3200.0000")),  # 1600 + 1600
+    ("exp", "b", "revenue", "EUR"): (0, 0, D("0.00"), D("0.0000")),
     # d: its only journey (j9) also saw a: 0 journeys, still an arm. GBP (j9's) is no currency here.
-    ("exp", "d", "conversion", None): (0, D("0.00"), D("0.0000")),
-    ("exp", "d", "loyalty_points", None): (0, D("0.00"), D("0.0000")),
-    ("exp", "d", "revenue", "USD"): (0, D("0.00"), D("0.0000")),
-    ("exp", "d", "revenue", "EUR"): (0, D("0.00"), D("0.0000")),
-    ("t", "x", "conversion", None): (1, D("1.00"), D("1.0000")),
-    ("t", "x", "loyalty_points", None): (1, D("10.00"), D("100.0000")),
-    ("t", "x", "revenue", "USD"): (1, D("100.00"), D("10000.0000")),
+    ("exp", "d", "conversion", None): (0, 0, D("0.00"), D("0.0000")),
+    ("exp", "d", "loyalty_points", None): (0, 0, D("0.00"), D("0.0000")),
+    ("exp", "d", "revenue", "USD"): (0, 0, D("0.00"), D("0.0000")),
+    ("exp", "d", "revenue", "EUR"): (0, 0, D("0.00"), D("0.0000")),
+    ("t", "x", "conversion", None): (1, 1, D("1.00"), D("1.0000")),
+    ("t", "x", "loyalty_points", None): (1, 1, D("10.00"), D("100.0000")),
+    ("t", "x", "revenue", "USD"): (1, 1, D("100.00"), D("10000.0000")),
 }
 
 
@@ -114,30 +114,41 @@ def _metrics(warehouse: Warehouse) -> dict:
             "select slug, count(*) from analytics_staging.int_experiment_journey_arms "
             "where is_multiple_exposure group by slug"))
     assert {str(r["as_of_date"]) for r in rows} == {AS_OF}
-    got = {(r["slug"], r["variant_key"], r["metric"], r["currency"]): (r["journeys"], r["total"], r["total_squares"])
-           for r in rows}
+    got = {(r["slug"], r["variant_key"], r["metric"], r["currency"]):
+           (r["journeys"], r["booked_journeys"], r["total"], r["total_squares"]) for r in rows}
     return {"metrics": got, "multiple": multiple}
 
 
-def _build(warehouse: Warehouse, work_dir) -> dict:
+def _build(warehouse: Warehouse, work_dir, manifest) -> dict:
     load_raw_tables(warehouse, RAW)
-    run_dbt(warehouse, SELECT, work_dir, DBT_VARS, manifest=parse_manifest(warehouse, work_dir))
+    run_dbt(warehouse, SELECT, work_dir, DBT_VARS, manifest=manifest)
     return _metrics(warehouse)
 
 
 def _assert_expected(got: dict) -> None:
     assert got["metrics"] == EXPECTED
     # Exact decimals: the text forms keep their scale.
-    assert str(got["metrics"][("exp", "a", "revenue", "EUR")][2]) == "420.2500"
+    assert str(got["metrics"][("exp", "a", "revenue", "EUR")][3]) == "420.2500"
+    # No average_order_value rows of its own: the statistics derive them from the revenue rows.
+    assert {metric for _, _, metric, _ in got["metrics"]} == {"conversion", "loyalty_points", "revenue"}
     assert got["multiple"] == {"exp": 2}  # j4 (a, b) and j9 (d, a)
 
 
-def test_variant_metrics_on_duckdb(tmp_path):
-    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}", schema_name="analytics")
-    _assert_expected(_build(warehouse, tmp_path))
+def _exercise(warehouse: Warehouse, work_dir) -> None:
+    manifest = parse_manifest(warehouse, work_dir)
+    _assert_expected(_build(warehouse, work_dir, manifest))
+    # A warehouse built before booked_journeys existed: the next build (nothing new) rebuilds the
+    # mart whole, instead of failing on the schema change or leaving the column null.
+    with warehouse.connect() as conn:
+        conn.execute("alter table analytics.experiment_variant_metrics drop column booked_journeys")
+    run_dbt(warehouse, SELECT, work_dir, DBT_VARS, manifest=manifest)
+    _assert_expected(_metrics(warehouse))
+
+
+def test_variant_metrics_then_a_table_from_before_booked_journeys_on_duckdb(tmp_path):
+    _exercise(Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}", schema_name="analytics"), tmp_path)
 
 
 @pytest.mark.postgres
-def test_variant_metrics_on_postgres(make_pg_database, tmp_path):
-    warehouse = Warehouse(url=make_pg_database(), schema_name="analytics")
-    _assert_expected(_build(warehouse, tmp_path))
+def test_variant_metrics_then_a_table_from_before_booked_journeys_on_postgres(make_pg_database, tmp_path):
+    _exercise(Warehouse(url=make_pg_database(), schema_name="analytics"), tmp_path)

@@ -95,7 +95,7 @@ def test_definitions_load_as_one_connected_graph(make_settings, dbt_manifest):
             assert parent in materializable, f"{key.to_user_string()} depends on unknown {parent.to_user_string()}"
     # Every asset sits in a named group and every asset check targets a real, materializable asset.
     assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} <= {
-        "extract", "staging", "marts", "guardrails", "export", "digests"}
+        "extract", "staging", "marts", "guardrails", "export", "digests", "bi"}
     for check_key in graph.asset_check_keys:
         assert check_key.asset_key in materializable, check_key
     # The marts descend from the extracted events.

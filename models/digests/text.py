@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 
 from models.digests.content import AutomationAction, ConversionRow, DigestContent
 from models.instants import utc_z
+from models.money import money  # also re-exported: mail.py imports it from here
 
 # Long free text is cut before escaping, so a cut never splits an `&amp;` entity.
 MAX_NAME_CHARS = 80
@@ -33,11 +33,6 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 def iso_z(instant: datetime | None) -> str:
     """ISO 8601 in UTC with `Z`, whole seconds (a naive value is taken as UTC); `-` for none."""
     return "-" if instant is None else utc_z(instant, "seconds")
-
-
-def money(amount: Decimal) -> str:
-    """`1,234.50`: exact decimal, two places, thousands separators."""
-    return f"{Decimal(amount).quantize(Decimal('0.01')):,.2f}"
 
 
 def one_line(value: str | None) -> str:

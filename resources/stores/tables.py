@@ -23,6 +23,8 @@ _TYPES: dict[str, tuple[str, str, pa.DataType]] = {
     "int": ("integer", "integer", pa.int64()),
     "bigint": ("bigint", "bigint", pa.int64()),
     "ts": ("timestamptz", "timestamptz", pa.timestamp("us", tz="UTC")),
+    "double": ("double", "double precision", pa.float64()),
+    "date": ("date", "date", pa.date32()),
 }
 
 Column = tuple[str, str, bool]  # (name, kind, nullable)
@@ -60,7 +62,7 @@ def ensure_tables(conn: WarehouseConnection, schema: str, specs: Iterable[TableS
 def stage(conn: WarehouseConnection, name: str, columns: Sequence[Column], rows: Sequence[tuple]) -> str:
     """Make `rows` (tuples in the order of `columns`) selectable as `name` in this transaction."""
     if conn.kind == "duckdb":
-        values = list(zip(*rows))  # row tuples -> column tuples
+        values = list(zip(*rows)) or [()] * len(columns)  # row tuples -> column tuples
         arrays = [pa.array(values[i], type=_TYPES[kind][2]) for i, (_, kind, _) in enumerate(columns)]
         conn.raw.register(name, pa.Table.from_arrays(arrays, names=[c[0] for c in columns]))
         return name

@@ -1,5 +1,7 @@
 {#- The sums behind the experiment statistics (contract section 9), per arm and metric: journeys
-    (n), total (exact sum of y) and total_squares (exact sum of y squared), y being per journey
+    (n), booked_journeys (of those, the journeys whose order is booked: the denominator of the
+    average order value, section 9.1), total (exact sum of y) and total_squares (exact sum of y
+    squared), y being per journey
       conversion      1 when its order is booked now, else 0 (all currencies, currency null);
       loyalty_points  the order's points when booked, else 0 (all currencies, currency null);
       revenue         the order total when booked, else 0, per order currency.
@@ -80,6 +82,7 @@ arm_currency_totals as (
         variant_key,
         order_currency,
         count(*) as journeys,
+        sum(converted) as booked_journeys,
         sum(revenue) as revenue,
         sum(revenue * revenue) as revenue_squares
     from counted_journeys
@@ -100,6 +103,7 @@ arm_currency_totals as (
         '{{ metric }}' as metric,
         cast(null as text) as currency,
         coalesce(arm_totals.journeys, 0) as journeys,
+        coalesce(arm_totals.conversions, 0) as booked_journeys,
         cast(coalesce(arm_totals.{{ total }}, 0) as numeric(38, 2)) as total,
         cast(coalesce(arm_totals.{{ squares }}, 0) as numeric(38, 4)) as total_squares
     from arms
@@ -118,6 +122,7 @@ revenue_rows as (
         'revenue' as metric,
         slug_currencies.order_currency as currency,
         coalesce(arm_currency_totals.journeys, 0) as journeys,
+        coalesce(arm_currency_totals.booked_journeys, 0) as booked_journeys,
         cast(coalesce(arm_currency_totals.revenue, 0) as numeric(38, 2)) as total,
         cast(coalesce(arm_currency_totals.revenue_squares, 0) as numeric(38, 4)) as total_squares
     from arms
@@ -146,6 +151,7 @@ select
     cast(metric as text) as metric,
     cast(currency as text) as currency,
     cast(journeys as bigint) as journeys,
+    cast(booked_journeys as bigint) as booked_journeys,
     cast(total as numeric(38, 2)) as total,
     cast(total_squares as numeric(38, 4)) as total_squares,
     {{ as_of_date() }} as as_of_date
