@@ -197,7 +197,8 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     assert set(evaluations) == planned and len(planned) > 20
     from orchestration.definitions import build_definitions
 
-    [dbt] = [a for a in build_definitions(embedded).assets if a.node_def.name == "pricing_dbt_models"]
+    [dbt] = [a for a in build_definitions(embedded).assets
+             if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "pricing_dbt_models"]
     carried = {k for k, e in evaluations.items() if "carried_from_run" in e.metadata}
     assert carried == set(dbt.check_keys) & planned
     assert {evaluations[k].metadata["carried_from_run"].value for k in carried} == {result.run_id}
