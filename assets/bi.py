@@ -9,12 +9,14 @@ dagster-dbt 0.29 makes assets of models, seeds and snapshots only, not of exposu
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset context annotation at runtime.
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from assets.dbt_project import DBT_PROJECT_DIR
 from resources.bi_copy import copy_path, publish_bi_copy
 from resources.warehouse import Warehouse
 
@@ -37,6 +39,13 @@ def dashboard_specs(
         metadata: dict[str, Any] = {"dbt_exposure": exposure["unique_id"]}
         if exposure.get("url"):
             metadata["url"] = dg.MetadataValue.url(exposure["url"])
+        if exposure.get("original_file_path"):
+            # The exposure's yml: where the dashboard is declared (code reference in the UI).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                metadata["dagster/code_references"] = dg.CodeReferencesMetadataValue(code_references=[
+                    dg.LocalFileCodeReference(file_path=str(DBT_PROJECT_DIR / exposure["original_file_path"]),
+                                              label="dbt exposure")])
         specs.append(dg.AssetSpec(
             dg.AssetKey([kind, exposure["name"]]),
             deps=[*deps, *extra_deps],
@@ -77,6 +86,9 @@ def build_bi_copy_asset(data_dir: Path, tables: Sequence[str], deps: Sequence[dg
         "never opens the warehouse file, so a dashboard never blocks a refresh. Replaced atomically "
         "when their contents changed.",
         pool="warehouse_writer",
+        # With a code version, Dagster versions the copy by its inputs' data versions: a refresh
+        # that changes no mart leaves it, and the dashboards after it, as they were.
+        code_version="bi-copy-1",
     )
     def bi_marts_copy(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         result = publish_bi_copy(warehouse, target, tables, log=context.log.info)

@@ -8,8 +8,8 @@ start of the run (UTC) and the guardrail thresholds from the settings.
 
 
 import json
-import logging
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -28,8 +28,10 @@ from dagster_dbt import (
 )
 from dagster_dbt.asset_utils import default_description_fn
 from packaging import version
+from pydantic import Field
 
 from assets.dbt_console import dbt_console
+from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG
 from assets.dbt_project import (
     DBT_EXECUTABLE,
     DBT_PROJECT_DIR,
@@ -39,6 +41,7 @@ from assets.dbt_project import (
     run_folder,
     vars_args,
 )
+from assets.dbt_skip_report import data_version_of, last_check_results, skipped_build_events
 from models.markdown import markdown_table
 from resources.stores.dbt_build_state import (
     asset_name,
@@ -51,10 +54,14 @@ from resources.warehouse import Warehouse
 
 
 class PricingDbtCli(DbtCliResource):
-    """dagster-dbt's resource without the two costs of each invocation this project does not use:
-    a `dbt --version` subprocess (the version is the installed dbt-core's) and an in-process dbt
-    adapter, which only serves `fetch_row_counts` / `fetch_column_metadata` (the row counts come
-    from `preview_metadata`)."""
+    """Runs `dbt build` on the project in `dbt_project/` against the warehouse the `warehouse`
+    resource names (DuckDB file or PostgreSQL), for the dbt models of the refresh, the guardrail run
+    and materializations launched from the UI."""
+
+    # Two costs of each invocation this project does not pay (as dagster-dbt's resource would): a
+    # `dbt --version` subprocess (the version is the installed dbt-core's) and an in-process dbt
+    # adapter, which only serves `fetch_row_counts` / `fetch_column_metadata` (row counts come from
+    # `preview_metadata`).
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -73,7 +80,9 @@ PREVIEW_ROWS = 10
 
 
 class PricingDbtTranslator(DagsterDbtTranslator):
-    """Groups by folder (staging with intermediate and seeds, marts), keeps the warehouse kind, prose descriptions."""
+    """Groups by folder (staging with intermediate and seeds, marts), keeps the warehouse kind, prose
+    descriptions, owners from the dbt groups (dbt_project/models/groups.yml), the model's SQL file as
+    code reference."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -82,8 +91,18 @@ class PricingDbtTranslator(DagsterDbtTranslator):
         # Intermediate models and seeds sit with staging: inputs of the marts, built by the same refresh.
         upstream = "staging" in fqn or "intermediate" in fqn or node.get("resource_type") == "seed"
         group = "marts" if "marts" in fqn else "staging" if upstream else spec.group_name
+        metadata = dict(spec.metadata)
+        if node.get("original_file_path"):
+            # dagster-dbt's `enable_code_references` would need the DbtProject in every asset's
+            # metadata, where the UI shows it as "[DbtProject] (unserializable)": the same reference here.
+            sql = DBT_PROJECT_DIR / node["original_file_path"]
+            with warnings.catch_warnings():  # a beta API of Dagster 1.13: no notice per model
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                metadata["dagster/code_references"] = dg.CodeReferencesMetadataValue(code_references=[
+                    dg.LocalFileCodeReference(file_path=str(sql), label=f"dbt {node.get('resource_type', 'model')}")
+                ])
         # Keep dagster-dbt's kinds (dbt and the adapter: duckdb or postgres), add sql.
-        return spec.replace_attributes(group_name=group, kinds={*spec.kinds, "sql"})
+        return spec.replace_attributes(group_name=group, kinds={*spec.kinds, "sql"}, metadata=metadata)
 
     def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
         # The model's yml description as prose; the SQL is one click away in the code link.
@@ -94,29 +113,24 @@ TRANSLATOR = PricingDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 
 
 class DbtBuildConfig(dg.Config):
-    as_of_date: str | None = None  # YYYY-MM-DD; default: the UTC date at the start of the run
-    full_refresh: bool = False
+    """Options of one dbt build (launchpad: `ops.pricing_dbt_models.config`)."""
+
+    as_of_date: str | None = Field(
+        default=None,
+        description="The date the marts are computed as of, YYYY-MM-DD (UTC): exposures after it are left out. "
+        "Empty: the UTC date the run started.",
+    )
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild every incremental table from all rows instead of adding what is new (slower; "
+        "use after changing a model's logic).",
+    )
     # Run dbt even when a job tagged SKIP_WHEN_UNCHANGED_TAG finds nothing new since the last build.
-    force: bool = False
-
-
-# The jobs whose runs leave dbt alone when every model they select was last built, by any run, from
-# the inputs it would read now (the scheduled/CLI refresh, the guardrail run). Only by tag: a materialization a
-# person selects in the UI (an ad-hoc asset job, untagged) always runs dbt.
-SKIP_WHEN_UNCHANGED_TAG = {"pricing_ops/dbt": "skip_when_unchanged"}
-
-
-class _SkippedTestsQuiet(logging.Filter):
-    """A skipped build reports no result for its dbt tests (their last results stand, the step says
-    so in one line); Dagster would warn once per test (115 lines) that the step downstream proceeds
-    without gating on it. A failed build fails the step, so nothing else ends up here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("Blocking asset check") and "emitted no result in step 'pricing_dbt_models'" in message)
-
-
-logging.getLogger("dagster._core.execution.plan.active").addFilter(_SkippedTestsQuiet())
+    force: bool = Field(
+        default=False,
+        description="Run dbt even when nothing is new since the last build (a scheduled refresh otherwise "
+        "reports the marts as up to date without starting dbt).",
+    )
 
 
 def run_start_date(context: dg.AssetExecutionContext) -> date:
@@ -165,25 +179,23 @@ def build_dbt_assets(
     loaded_version = code_version()
     nodes = json.loads(project.manifest_path.read_text())["nodes"]
 
-    @dbt_assets(
-        manifest=project.manifest_path,
-        project=project,
-        dagster_dbt_translator=TRANSLATOR,
-    )
+    # No `project=`: dagster-dbt would put the DbtProject in every asset's metadata (shown as
+    # unserializable); the translator attaches the code references, the `dbt` resource has the path.
+    @dbt_assets(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR)
     def pricing_dbt_models(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
     ):
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
         inputs = _inputs_by_asset(context, warehouse, as_of, variables)
         unchanged = _unchanged_since(context, config, warehouse, inputs)
-        if unchanged is not None:
-            # The marts are what a build would make now (same raw rows, as-of date, code and vars),
-            # so each selected model is recorded as materialized by this run with `dbt: skipped`:
-            # the marts' freshness checks then keep passing, which is honest (the data is current
-            # against the source as of this run), whereas no materialization would page someone on
-            # a quiet source. The dbt tests are not re-run: their last results were on these rows.
+        # A skip carries every planned check's last result forward; a check with none to carry (a
+        # new Dagster instance on an old warehouse) has dbt run to evaluate it.
+        last = last_check_results(context.instance, context.selected_asset_check_keys) if unchanged else {}
+        if unchanged is not None and set(context.selected_asset_check_keys) <= set(last):
+            # The marts are what a build would make now (same raw rows, as-of date, code and vars):
+            # reported as such (assets/dbt_skip_report.py), so the UI reads as before the run.
             context.log.info(f"marts up to date: nothing new since {unchanged}; dbt not started")
-            yield from _skipped_outputs(context, warehouse, nodes, unchanged)
+            yield from _skipped_outputs(context, warehouse, nodes, unchanged, inputs, last)
             return
         # dbt's unit tests check the SQL against fixtures, not the data: they run with the test
         # suite (tests/test_dbt_models.py), not on every refresh (as dbt advises for production).
@@ -209,8 +221,13 @@ def build_dbt_assets(
         relations = _relations_of(context, events, warehouse, nodes)
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
-            if isinstance(event, dg.Output) and extra.get(_key_of(context, event)):
-                yield event.with_metadata({**event.metadata, **extra[_key_of(context, event)]})
+            if isinstance(event, dg.Output):
+                # Versioned by what the build read: a later skip reports the very same version.
+                key = _key_of(context, event)
+                yield dg.Output(
+                    event.value, output_name=event.output_name, metadata={**event.metadata, **extra.get(key, {})},
+                    data_version=data_version_of(inputs[asset_name(key)]), tags=event.tags,
+                )
             else:
                 yield event
         # Reached only when dbt succeeded (dagster-dbt raises on a failed node or test).
@@ -265,9 +282,15 @@ def _unchanged_since(
 
 
 def _skipped_outputs(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, nodes: Mapping[str, Any], since: str
-) -> Iterator[dg.Output]:
-    """An output per selected model, marked skipped, with the marts' row counts and previews."""
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    nodes: Mapping[str, Any],
+    since: str,
+    inputs: Mapping[str, str],
+    last: Mapping[dg.AssetCheckKey, Any],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """An output per selected model, marked skipped, with the marts' row counts and previews, then
+    the dbt tests' last results (assets/dbt_skip_report.py)."""
     relations: dict[dg.AssetKey, str] = {}
     unique_ids: dict[dg.AssetKey, str] = {}
     for key in context.selected_asset_keys:
@@ -282,16 +305,8 @@ def _skipped_outputs(
     selected = context.selected_asset_keys
     deps = context.assets_def.asset_deps
     order = TopologicalSorter({key: {dep for dep in deps.get(key, ()) if dep in selected} for key in selected})
-    for key in order.static_order():
-        yield dg.Output(
-            None,
-            output_name=context.assets_def.get_output_name_for_asset_key(key),
-            metadata={
-                "dbt": dg.MetadataValue.text(f"skipped: nothing new since {since}"),
-                "unique_id": dg.MetadataValue.text(unique_ids[key]),
-                **extra.get(key, {}),
-            },
-        )
+    metadata = {key: {"unique_id": dg.MetadataValue.text(unique_ids[key]), **extra.get(key, {})} for key in selected}
+    yield from skipped_build_events(context, order.static_order(), metadata, inputs, last, since)
 
 
 def added_nodes_excluded(

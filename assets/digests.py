@@ -17,12 +17,11 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
+from assets.dbt_keys import mart_key
 from assets.experiments import HEALTH_KEY, RESULTS_KEY
 from assets.guardrails import GUARDRAIL_ACTIONS_KEY
-from assets.readiness_selection import without_readiness
 from models.digests.content import AutomationAction, ConversionRow, DigestContent, chart_window, rank_slugs
 from models.digests.mail import build_email
 from models.digests.periods import DigestKind, DigestPeriod, parse_period, period_containing
@@ -59,8 +58,9 @@ JOB_FOR_KIND: dict[str, str] = {"slack": SLACK_JOB, "email": EMAIL_JOB}
 
 
 class DigestOptions(dg.ConfigurableResource):
-    """Settings of the digests and the readiness report (contract sections 4, 6, 7). Resource key
-    `digest_options`."""
+    """What the digests and the readiness report go by: links into the app (APP_BASE_URL), whether
+    conversion and experiment rows are shown (WEEKLY_DIGEST_ENABLED), the email's sender and
+    recipients, and how old the marts may be before they count as stale (MARTS_FRESHNESS_MINUTES)."""
 
     app_base_url: str = Field(default=DEFAULT_APP_BASE_URL, description="APP_BASE_URL: links in digests")
     weekly_digest_enabled: bool = Field(
@@ -323,17 +323,17 @@ OP_FOR_KIND = {"slack": "send_automation_slack_digest", "email": "send_weekly_di
 WAREHOUSE_WRITER_TAGS = {"dagster/concurrency_key": "warehouse_writer"}
 
 
-def digest_upstream(dbt_models: dg.AssetsDefinition) -> list[dg.AssetKey]:
+def digest_upstream() -> list[dg.AssetKey]:
     """What both digests read: the conversion snapshot and its history, the daily assignments (dbt
     marts, keyed as dagster-dbt gives them), the experiment statistics and the automation follow-ups."""
-    marts = [get_asset_key_for_model([dbt_models], m) for m in (SNAPSHOT, SNAPSHOT_HISTORY, DAILY_ASSIGNMENTS)]
+    marts = [mart_key(m) for m in (SNAPSHOT, SNAPSHOT_HISTORY, DAILY_ASSIGNMENTS)]
     return [*marts, HEALTH_KEY, RESULTS_KEY, GUARDRAIL_ACTIONS_KEY]
 
 
-def build_digest_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+def build_digest_assets() -> list[dg.AssetsDefinition]:
     """The two digests as assets downstream of what they read; each materialization is one send
     attempt of one period (`sent`, `already_sent` or `in_progress`, in the metadata and the output)."""
-    upstream = digest_upstream(dbt_models)
+    upstream = digest_upstream()
 
     @dg.multi_asset(
         name=OP_FOR_KIND["slack"],
@@ -380,13 +380,14 @@ def build_digest_assets(dbt_models: dg.AssetsDefinition) -> list[dg.AssetsDefini
 
 automation_slack_digest_job = dg.define_asset_job(
     SLACK_JOB,
-    selection=without_readiness(dg.AssetSelection.assets(SLACK_DIGEST_KEY)),
+    selection=dg.AssetSelection.assets(SLACK_DIGEST_KEY),
     description="Provider automation Slack digest (contract section 6).",
     tags=WAREHOUSE_WRITER_TAGS,
 )
 weekly_digest_email_job = dg.define_asset_job(
     EMAIL_JOB,
-    selection=without_readiness(dg.AssetSelection.assets(EMAIL_DIGEST_KEY)),
+    # The readiness check on the digest (weekly_digest) comes along: evaluated right after each send.
+    selection=dg.AssetSelection.assets(EMAIL_DIGEST_KEY),
     description="Weekly digest email (contract section 6).",
     tags=WAREHOUSE_WRITER_TAGS,
 )

@@ -9,6 +9,7 @@ writes nothing and the tables always equal a rebuild (bench/bench_pipeline.py: t
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset context annotation at runtime.
+import hashlib
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,6 +24,7 @@ from models.experiment_results import (
     srm_description,
     srm_slugs,
 )
+from models.marts import EXPERIMENT_HEALTH, EXPERIMENT_RESULTS
 from resources.experiment_tables import column_type, read_inputs, replace_results
 from resources.warehouse import Warehouse
 
@@ -39,26 +41,36 @@ UPSTREAM = [
 ]
 
 
+def _content_version(rows: object) -> dg.DataVersion:
+    """A data version from the rows themselves: a refresh that computes the same statistics leaves
+    the digests downstream current."""
+    return dg.DataVersion(hashlib.sha256(repr(rows).encode()).hexdigest()[:24])
+
+
 def _column_schema(columns: tuple[str, ...], descriptions: dict[str, str]) -> dict:
     """The table's columns, SQL types and meanings, as the Dagster UI shows them."""
     return {"dagster/column_schema": dg.TableSchema(columns=[
         dg.TableColumn(name, column_type(name), description=descriptions[name]) for name in columns])}
 
 
-def build_experiment_assets(settings: ExperimentSettings) -> dg.AssetsDefinition:
-    """Both tables from one computation (they share every input); the SRM check rides on health."""
+def build_experiment_assets(settings: ExperimentSettings, schema: str | None = None) -> dg.AssetsDefinition:
+    """Both tables from one computation (they share every input); the SRM check rides on health.
+    `schema` (the warehouse schema) names the tables in the UI."""
+
+    def table(name: str) -> dict[str, str]:
+        return {"dagster/table_name": f"{schema}.{name}"} if schema else {}
 
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(HEALTH_KEY, deps=UPSTREAM, group_name="marts", kinds={"python", "sql"},
                          description="Per slug: control, status (ok, srm, no_control, multiple_controls, "
                          "not_enough_data), arms, journeys, multiple_exposure_journeys, SRM p-value.",
-                         metadata=_column_schema(HEALTH_COLUMNS, HEALTH_COLUMN_DESCRIPTIONS)),
+                         metadata={**table(EXPERIMENT_HEALTH), **_column_schema(HEALTH_COLUMNS, HEALTH_COLUMN_DESCRIPTIONS)}),
             dg.AssetSpec(RESULTS_KEY, deps=UPSTREAM, group_name="marts", kinds={"python", "sql"},
                          description="Per challenger, metric and currency: lift against control, 95% and "
                          "always-valid intervals, p-values and the decision; chance to win, credible "
                          "interval, risks, corrected p-value, power, journeys and days still needed.",
-                         metadata=_column_schema(RESULT_COLUMNS, RESULT_COLUMN_DESCRIPTIONS)),
+                         metadata={**table(EXPERIMENT_RESULTS), **_column_schema(RESULT_COLUMNS, RESULT_COLUMN_DESCRIPTIONS)}),
         ],
         check_specs=[dg.AssetCheckSpec(SRM_CHECK, asset=HEALTH_KEY,
                                        description="No slug has a sample ratio mismatch")],
@@ -77,13 +89,13 @@ def build_experiment_assets(settings: ExperimentSettings) -> dg.AssetsDefinition
             statuses[h.status] = statuses.get(h.status, 0) + 1
         context.log.info(f"experiment statistics as of {as_of}: {len(health)} slugs, {len(results)} comparisons, "
                          f"{len(rewritten)} slugs rewritten")
-        yield dg.MaterializeResult(asset_key=HEALTH_KEY, metadata={
+        yield dg.MaterializeResult(asset_key=HEALTH_KEY, data_version=_content_version(health), metadata={
             "dagster/row_count": dg.MetadataValue.int(len(health)),
             "statuses": dg.MetadataValue.json(statuses),
             "rewritten_slugs": dg.MetadataValue.int(len(rewritten)),
             "decisions": dg.MetadataValue.md(table),
         })
-        yield dg.MaterializeResult(asset_key=RESULTS_KEY, metadata={
+        yield dg.MaterializeResult(asset_key=RESULTS_KEY, data_version=_content_version(results), metadata={
             "dagster/row_count": dg.MetadataValue.int(len(results)),
             "decisions": dg.MetadataValue.md(table),
         })

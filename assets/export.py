@@ -11,12 +11,11 @@ from enum import Enum
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
+from assets.dbt_keys import mart_key
 from assets.export_run import ExportFailed, run_export
 from assets.export_windows import cut_batches, read_export_windows  # noqa: F401
-from assets.readiness_selection import without_readiness
 from models.export_runs import ExportRunRecord
 from models.instants import format_instant
 from models.marts import SEGMENTS_MART
@@ -87,10 +86,10 @@ def _tag_run(context: dg.AssetExecutionContext, record: ExportRunRecord) -> None
         context.log.warning(f"could not tag the run: {type(exc).__name__}")
 
 
-def build_export_asset(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefinition:
+def build_export_asset() -> dg.AssetsDefinition:
     """The export as an asset downstream of the segments mart it reads (the mart's key as dagster-dbt
     gives it), so the lineage runs source -> raw -> staging -> marts -> export in one piece."""
-    segments_mart = get_asset_key_for_model([dbt_models], SEGMENTS_MART)
+    segments_mart = mart_key(SEGMENTS_MART)
 
     @dg.asset(
         key=EXPORT_ASSET_KEY,
@@ -136,7 +135,8 @@ def build_export_asset(dbt_models: dg.AssetsDefinition) -> dg.AssetsDefinition:
 
 onboarding_experiment_export = dg.define_asset_job(
     EXPORT_JOB_NAME,
-    selection=without_readiness(dg.AssetSelection.assets(EXPORT_ASSET_KEY)),
+    # The readiness check on the export comes along: evaluated right after each export.
+    selection=dg.AssetSelection.assets(EXPORT_ASSET_KEY),
     description="Onboarding experiment export: new rows of onboarding_pricing_experiment_segments to the "
     "webhook, files or S3, in load order, resuming from the cursor (contract section 5).",
     # One export at a time in the run queue (with a limit of 1 for this key in dagster.yaml); the

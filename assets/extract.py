@@ -12,7 +12,10 @@ The watermark is derived from the raw table itself, so there is no bookkeeping t
 """
 
 
+import hashlib
+import json
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -40,6 +43,7 @@ from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers
     staged_rows,
 )
 from resources.source import SourceDatabase
+from resources.stores.dbt_build_state import raw_fingerprint
 from resources.warehouse import Warehouse, WarehouseConnection
 
 EXTRACT_GROUP = "extract"
@@ -329,7 +333,7 @@ def build_extract_assets(
         )
         selected = {key.path[-1] for key in context.selected_asset_keys}
         if source.kind == "api":
-            yield from extract_from_api(context, source, warehouse, selected)
+            yield from _versioned(warehouse, extract_from_api(context, source, warehouse, selected))
             return
         results: dict[str, ExtractResult] = {}
         for table in SOURCE_TABLES:
@@ -349,8 +353,23 @@ def build_extract_assets(
                     results[name].rows_inserted += count
                     results[name].rows_total += count
                     context.log.info(f"{name}: {count} rows fetched by key (referenced, committed late)")
-        for name, result in results.items():
-            yield dg.MaterializeResult(asset_key=raw_asset_key(name), metadata=result.metadata())
+        yield from _versioned(warehouse, (
+            dg.MaterializeResult(asset_key=raw_asset_key(name), metadata=result.metadata())
+            for name, result in results.items()
+        ))
 
     return extract_source
+
+
+def _versioned(warehouse: Warehouse, results: Iterable[dg.MaterializeResult]) -> Iterator[dg.MaterializeResult]:
+    """Each raw table's materialization with the table's contents as its data version: an extract
+    that brought nothing new leaves the version, and so everything downstream, as it was."""
+    results = list(results)
+    fingerprints = raw_fingerprint(warehouse, [r.asset_key.path[-1] for r in results])
+    for r in results:
+        version = hashlib.sha256(json.dumps(fingerprints[r.asset_key.path[-1]]).encode()).hexdigest()[:24]
+        yield dg.MaterializeResult(
+            asset_key=r.asset_key, metadata=r.metadata, check_results=r.check_results, tags=r.tags,
+            data_version=dg.DataVersion(version),
+        )
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
+from assets.dbt_keys import mart_key
 from assets.digests import EMAIL_DIGEST_KEY, DigestOptions, delivery_state
 from assets.experiments import HEALTH_KEY
 from assets.export import EXPORT_ASSET_KEY
@@ -190,14 +190,14 @@ def readiness_markdown(report: ReadinessReport) -> str:
     return "\n".join(lines)
 
 
-def readiness_targets(dbt_models: dg.AssetsDefinition) -> dict[str, list[dg.AssetKey]]:
+def readiness_targets() -> dict[str, list[dg.AssetKey]]:
     """Each readiness component and the assets it judges: the warehouse and the source judge the
     raw tables the extract writes, freshness every mart, each state its own asset."""
     raw = [raw_asset_key(t.name) for t in SOURCE_TABLES]
     return {
         "warehouse": raw,
         "source": raw,
-        "marts_freshness": [get_asset_key_for_model([dbt_models], m) for m in MART_TABLES],
+        "marts_freshness": [mart_key(m) for m in MART_TABLES],
         "weekly_digest": [EMAIL_DIGEST_KEY],
         "export": [EXPORT_ASSET_KEY],
         "guardrails": [GUARDRAIL_ACTIONS_KEY],
@@ -205,10 +205,10 @@ def readiness_targets(dbt_models: dg.AssetsDefinition) -> dict[str, list[dg.Asse
     }
 
 
-def build_readiness_checks(dbt_models: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+def build_readiness_checks() -> dg.AssetChecksDefinition:
     """Readiness (`pricing-ops readyz`) as asset checks on the assets each component judges, all
     evaluated by one probe of the platform; each result also carries the whole report."""
-    targets = readiness_targets(dbt_models)
+    targets = readiness_targets()
 
     @dg.multi_asset_check(
         name=READINESS_CHECKS,

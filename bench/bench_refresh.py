@@ -10,8 +10,8 @@ Sections (--only): nothing-new (refresh with nothing new on --small and --large 
 (--new events on --history, and the same events on an empty warehouse), full (full rebuild vs
 incremental on --history), demo (`pricing-ops demo` in a fresh data folder with no dbt parse, then
 again), mart (one mart materialized through Dagster's implicit asset job, as the UI launches it),
-ui (the same mart launched from a running `dagster dev` through its GraphQL API, as the Materialize
-button does: queued, a run worker process, the in-process executor),
+ui (the same mart launched from a running `dg dev`, the README's UI command, through its GraphQL API,
+as the Materialize button does: queued, a run worker process, the in-process executor; target < 12 s),
 clone (the README's first command, install included, on a fresh clone of this repository's HEAD).
 Every run uses the embedded default: the demo source (DuckDB file) and a DuckDB warehouse, in a
 temporary DATA_DIR. Baselines are the figures measured before incremental dbt (issue 11,
@@ -198,8 +198,8 @@ def section_mart(bench: Bench, args) -> None:
 
 
 def section_ui(bench: Bench, args) -> None:
-    """`dagster dev` on the data folder, then `launchRun` of one mart through its GraphQL API (what
-    the UI's Materialize button sends), timed from the launch to the run's success."""
+    """`dg dev` on the data folder, then `launchRun` of one mart through its GraphQL API (what the
+    UI's Materialize button sends), timed from the launch to the run's success."""
     import json
     import signal
     import socket
@@ -214,7 +214,12 @@ def section_ui(bench: Bench, args) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "DATA_DIR": str(data), "DAGSTER_HOME": str(data / "dagster_home")}
-    dev = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+    # SIGINT/SIGTERM at their defaults (a background process may inherit them ignored, and then
+    # `dg dev` would not stop): the same wrapper as tests/test_ui_browser.py.
+    wrapper = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "signal.signal(signal.SIGTERM, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])")
+    dev = subprocess.Popen([sys.executable, "-c", wrapper, str(Path(sys.executable).parent / "dg"), "dev",
+                            "-h", "127.0.0.1", "-p", str(port)],
                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     url = f"http://127.0.0.1:{port}/graphql"
@@ -229,11 +234,14 @@ def section_ui(bench: Bench, args) -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2).close()
-                break
+                state = gql("{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }", {})
+                entries = state["workspaceOrError"]["locationEntries"]
+                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    break
+                raise OSError("the code location is loading")
             except OSError:
                 if time.monotonic() > deadline or dev.poll() is not None:
-                    raise SystemExit("ui: dagster dev did not come up") from None
+                    raise SystemExit("ui: dg dev did not come up") from None
                 time.sleep(0.5)
         selector = {"repositoryLocationName": "pricing_ops", "repositoryName": "__repository__",
                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": ["experiment_slug_summary"]}]}
@@ -250,9 +258,12 @@ def section_ui(bench: Bench, args) -> None:
         seconds = time.perf_counter() - started
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
-        dev.wait(timeout=60)
-    print(f"{'one mart launched from the UI (dagster dev)':<48} {seconds:7.1f} s   "
-          f"{'baseline ' + format(BASELINE['mart'], '6.1f') + ' s':<18} {'target < 15 s':<16} run {status}", flush=True)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+    print(f"{'one mart launched from the UI (dg dev)':<48} {seconds:7.1f} s   "
+          f"{'baseline ' + format(BASELINE['mart'], '6.1f') + ' s':<18} {'target < 12 s':<16} run {status}", flush=True)
     if status != "SUCCESS":
         raise SystemExit(f"ui: the run ended {status}")
 

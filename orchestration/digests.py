@@ -61,17 +61,20 @@ def _digest_schedule(name: str, cron: str, job: dg.JobDefinition, kind: str) -> 
     )
 
 
-def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
-    """The digest assets (downstream of the marts in `dbt_models` they read), jobs and schedules, and
-    the readiness checks on the assets they judge."""
-    readiness = build_readiness_checks(dbt_models)
+def definitions(settings: Settings) -> dg.Definitions:
+    """The digest assets (downstream of the marts they read), jobs and schedules, and the readiness
+    checks on the assets they judge."""
+    readiness = build_readiness_checks()
     readiness_job = dg.define_asset_job(
         READINESS_JOB,
         selection=dg.AssetSelection.checks(readiness),
-        description="The readiness report: its components as checks on the assets they judge.",
+        # No schedule: every job evaluates the readiness checks on the assets it builds, right after
+        # building them (refresh, guardrail run, export, digests); this job re-evaluates all of them now.
+        description="Re-evaluate every readiness check now (`pricing-ops readyz` as asset checks). Each refresh, "
+        "guardrail run, export and digest already evaluates the checks on the assets it builds.",
     )
     return dg.Definitions(
-        assets=build_digest_assets(dbt_models),
+        assets=build_digest_assets(),
         asset_checks=[readiness],
         jobs=[automation_slack_digest_job, weekly_digest_email_job, readiness_job],
         schedules=[
@@ -79,14 +82,6 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Defin
                 "automation_slack_digest_schedule", settings.AUTOMATION_DIGEST_CRON, automation_slack_digest_job, "slack"
             ),
             _digest_schedule("weekly_digest_email_schedule", settings.WEEKLY_DIGEST_CRON, weekly_digest_email_job, "email"),
-            dg.ScheduleDefinition(
-                name="readiness_every_15_minutes",
-                job=readiness_job,
-                cron_schedule="*/15 * * * *",
-                execution_timezone="UTC",
-                # Off by default: each tick is a run; ops switch it on when they want the checks kept current.
-                default_status=dg.DefaultScheduleStatus.STOPPED,
-            ),
         ],
         sensors=[digest_retry_sensor],
         resources={"mailer": build_mailer(settings), "digest_options": build_digest_options(settings)},

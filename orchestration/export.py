@@ -39,12 +39,12 @@ def export_resources(settings: Settings) -> dict[str, Any]:
             webhook_url=env_or_value(
                 "ONBOARDING_EXPORT_SLACK_WEBHOOK", secret(settings.ONBOARDING_EXPORT_SLACK_WEBHOOK)
             ),
-            dagster_ui_url=settings.DAGSTER_WEBSERVER_URL,
+            dagster_ui_url=settings.DAGSTER_UI_URL,
         ),
     }
 
 
-def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Definitions:
+def definitions(settings: Settings) -> dg.Definitions:
     schedule = dg.ScheduleDefinition(
         name="onboarding_experiment_export_schedule",
         job=onboarding_experiment_export,
@@ -54,7 +54,7 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition) -> dg.Defin
         description="Export new segment rows on ONBOARDING_EXPORT_CRON (default hourly).",
     )
     return dg.Definitions(
-        assets=[build_export_asset(dbt_models)],
+        assets=[build_export_asset()],
         jobs=[onboarding_experiment_export],
         schedules=[schedule],
         resources=export_resources(settings),

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.dbt import SKIP_WHEN_UNCHANGED_TAG
+from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG
 from assets.guardrails import GUARDRAIL_ACTIONS_KEY, build_guardrail_definitions
-from assets.readiness_selection import without_readiness
 from orchestration.resources import env_or_value
 from orchestration.settings import Settings, secret
 from resources.app_api import AppApi
@@ -19,7 +18,7 @@ GUARDRAIL_EVALUATION_JOB = "guardrail_evaluation"
 
 guardrail_evaluation_job = dg.define_asset_job(
     GUARDRAIL_EVALUATION_JOB,
-    selection=without_readiness(dg.AssetSelection.assets(GUARDRAIL_ACTIONS_KEY).upstream()),
+    selection=dg.AssetSelection.assets(GUARDRAIL_ACTIONS_KEY).upstream(),
     description=(
         "Refresh provider_guardrail_status from the source, then evaluate every provider's latest window "
         "and act: pause, resume, warn, notify."

@@ -1,4 +1,4 @@
-"""The Dagster instance the CLI and `dagster dev` share: `DAGSTER_HOME` (default under `DATA_DIR`)
+"""The Dagster instance the CLI and `dg dev` share: `DAGSTER_HOME` (default under `DATA_DIR`)
 with a `dagster.yaml` written from the settings. SQLite storage by default; dagster-postgres for
 runs, event logs and schedules when `DAGSTER_POSTGRES_URL` is set (read from the environment at
 run time, so the URL never lands in the file)."""

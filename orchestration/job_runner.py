@@ -30,32 +30,6 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The user-facing reason of a failed run, in one line: a `Failure`'s description, else the
-    root cause of the step's error (not Dagster's "Error occurred while executing op" wrapper)."""
-    for event in result.all_events:
-        data = event.event_specific_data if event.is_failure else None
-        if data is None:
-            continue
-        user = getattr(data, "user_failure_data", None)
-        if user is not None and user.description:
-            return _one_line(user.description)
-        error = getattr(data, "error", None)
-        if error is not None:
-            # Dagster wraps the user's exception: the first error of the chain that is not
-            # Dagster's is what went wrong (ours may carry its own cause: its message is the fix).
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            where = f"step {event.step_key}: " if event.step_key else ""
-            return where + _one_line(error.message)
-    return "see the run's logs in the Dagster UI"
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "(no message)"
-
-
 def run_job(
     job_name: str,
     run_config: dict[str, Any] | None = None,
@@ -63,21 +37,40 @@ def run_job(
     settings: Settings | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute `job_name` (from `defs`, default the Definitions of `settings`, default the process's
-    settings); a failed run raises a `CommandError` with its reason."""
+    settings) in this process, as a run of the code location the UI loads. A failed run sends its
+    alert (refresh, guardrail, export and digest jobs) and raises a `CommandError` with its reason."""
+    from orchestration.assembly import JOBS_WITHOUT_DBT, build_definitions
+    from orchestration.code_location import execute_in_location
     from orchestration.instance import prepare_dagster_home
+    from sensors.run_failures import REPORTED_BY_LAUNCHER_TAG, failure_reason
 
-    prepare_dagster_home(settings or get_settings())
-    if defs is None and settings is not None:
-        from orchestration.definitions import build_definitions
-
-        defs = build_definitions(settings)
+    settings = settings or get_settings()
+    prepare_dagster_home(settings)
     if defs is None:
-        from orchestration.definitions import defs
+        # A job that builds nothing from dbt runs without loading it (`pricing-ops export`, `digest`).
+        defs = build_definitions(settings, with_dbt=job_name not in JOBS_WITHOUT_DBT)
     job = defs.resolve_job_def(job_name)
     # The run's event log at INFO on the console (step starts and ends, asset logs); DEBUG in the UI.
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     with stdout_to_stderr(), dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        result = execute_in_location(job, config, instance, tags=REPORTED_BY_LAUNCHER_TAG)
     if not result.success:
-        raise CommandError(f"job {job_name} failed (run {result.run_id}): {failure_reason(result)}")
+        reason = failure_reason(result.all_events)
+        _alert(settings, job_name, result.run_id, reason)
+        raise CommandError(f"job {job_name} failed (run {result.run_id}): {reason}")
     return result
+
+
+def _alert(settings: Settings, job_name: str, run_id: str, reason: str) -> None:
+    """The run-failure message for a run this command executed; a failed send is said, not raised
+    (the run's own failure is what the command reports)."""
+    from orchestration.cli import progress
+    from orchestration.run_alerts import alert_failed_run
+
+    try:
+        where = alert_failed_run(settings, job_name, run_id, reason)
+    except Exception as exc:  # noqa: BLE001 - the Slack error says where and why, never a secret
+        progress(f"run failure alert not sent: {type(exc).__name__}: {exc}")
+        return
+    if where:
+        progress(f"run failure alert sent ({where})")

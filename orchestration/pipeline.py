@@ -10,21 +10,22 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from assets.bi import source_column_schemas
-from assets.dbt import SKIP_WHEN_UNCHANGED_TAG, build_dbt_assets, dbt_cli_resource
+from assets.dbt import build_dbt_assets, dbt_cli_resource
+from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG, mart_key
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
-from assets.readiness_selection import without_readiness
 from models.experiment_results import ExperimentSettings
-from models.marts import MART_TABLES
+from models.marts import BI_TABLES
 from orchestration.settings import Settings
 from resources.warehouse import Warehouse
 
-MART_KEYS = [dg.AssetKey(name) for name in MART_TABLES]
+FRESH_KEYS = {mart_key(name) for name in BI_TABLES}
 
 refresh_job = dg.define_asset_job(
     "refresh",
-    selection=without_readiness(dg.AssetSelection.groups("extract", "staging", "marts")),
+    # The readiness checks on these assets come along: evaluated right after the build.
+    selection=dg.AssetSelection.groups("extract", "staging", "marts"),
     # The marts group holds the experiment statistics too (computed from the metrics mart).
     description="Extract the source into the warehouse, dbt build every model, then the experiment statistics.",
     # One writer on the warehouse at a time (DuckDB allows one process on the file).
@@ -54,18 +55,22 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
         min_journeys=settings.EXPERIMENT_MIN_JOURNEYS,
         correction=settings.EXPERIMENT_CORRECTION,
         target_mde=settings.EXPERIMENT_TARGET_MDE,
-    ))
+    ), schema=warehouse.schema)
     # Their columns are documented once, as the dbt source `experiments` (dbt docs show them too).
     schemas = source_column_schemas(json.loads(dbt_project.manifest_path.read_text()), "experiments")
     experiments = experiments.map_asset_specs(
         lambda spec: spec.merge_attributes(metadata={"dagster/column_schema": schemas[spec.key]})
         if spec.key in schemas else spec
     )
-    # Freshness through the current API: a policy on each mart (no check asset, no sensor to run it).
+    # Freshness through the current API: a policy on each mart and on the experiment tables BI reads
+    # beside them (no check asset, no sensor to run it).
     marts_fresh = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=settings.MARTS_FRESHNESS_MINUTES))
-    dbt_models = dbt_models.map_asset_specs(
-        lambda spec: spec.replace_attributes(freshness_policy=marts_fresh) if spec.key in MART_KEYS else spec
-    )
+
+    def fresh(spec: dg.AssetSpec) -> dg.AssetSpec:
+        return spec.replace_attributes(freshness_policy=marts_fresh) if spec.key in FRESH_KEYS else spec
+
+    dbt_models = dbt_models.map_asset_specs(fresh)
+    experiments = experiments.map_asset_specs(fresh)
     return dg.Definitions(
         assets=[extract_assets, dbt_models, experiments],
         asset_checks=[payload_rejects_rate_check, source_row_rejects_check],

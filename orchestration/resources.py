@@ -18,35 +18,39 @@ from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
 
 
-def env_or_value(name: str, value: Any) -> Any:
+def env_or_value(name: str, value: Any, resolved: bool = False) -> Any:
     """`EnvVar(name)` when the variable is set in the environment (the UI shows the name, not the
-    value), else the value the settings hold (a computed default, or one given in code by tests)."""
-    return EnvVar(name) if os.environ.get(name) else value
+    value), else the value the settings hold (a computed default, or one given in code by tests).
+    `resolved`: the value itself, for a resource used outside a run (no Dagster instance to resolve
+    an `EnvVar` with; the settings read the same variable)."""
+    return EnvVar(name) if os.environ.get(name) and not resolved else value
 
 
-def build_warehouse(settings: Settings) -> Warehouse:
+def build_warehouse(settings: Settings, resolved: bool = False) -> Warehouse:
     return Warehouse(
-        url=env_or_value("WAREHOUSE_URL", settings.warehouse_url),
+        url=env_or_value("WAREHOUSE_URL", settings.warehouse_url, resolved),
         schema_name=settings.WAREHOUSE_SCHEMA,
     )
 
 
-def build_source(settings: Settings) -> SourceDatabase:
+def build_source(settings: Settings, resolved: bool = False) -> SourceDatabase:
     return SourceDatabase(
-        database_url=env_or_value("ONBOARDING_EXPORT_DATABASE_URL", secret(settings.ONBOARDING_EXPORT_DATABASE_URL)),
+        database_url=env_or_value(
+            "ONBOARDING_EXPORT_DATABASE_URL", secret(settings.ONBOARDING_EXPORT_DATABASE_URL), resolved
+        ),
         demo_path=str(settings.demo_source_path),
         api_base_url=settings.ONBOARDING_EXPORT_API_BASE_URL,
-        api_key=env_or_value("CHECKOUT_API_KEY", secret(settings.CHECKOUT_API_KEY)),
+        api_key=env_or_value("CHECKOUT_API_KEY", secret(settings.CHECKOUT_API_KEY), resolved),
         schema_name=settings.SOURCE_SCHEMA,
     )
 
 
-def build_slack(settings: Settings) -> SlackNotifier:
+def build_slack(settings: Settings, resolved: bool = False) -> SlackNotifier:
     return SlackNotifier(
-        bot_token=env_or_value("SLACK_BOT_TOKEN", secret(settings.SLACK_BOT_TOKEN)),
+        bot_token=env_or_value("SLACK_BOT_TOKEN", secret(settings.SLACK_BOT_TOKEN), resolved),
         channel=settings.SLACK_CHANNEL,
         api_base_url=settings.SLACK_API_BASE_URL,
-        webhook_url=env_or_value("SLACK_WEBHOOK_URL", secret(settings.SLACK_WEBHOOK_URL)),
+        webhook_url=env_or_value("SLACK_WEBHOOK_URL", secret(settings.SLACK_WEBHOOK_URL), resolved),
         outbox_dir=str(settings.outbox_dir),
     )
 

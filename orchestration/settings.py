@@ -13,11 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.identifiers import schema_name_problem
 from models.p_value_corrections import CORRECTIONS
+from models.run_alerts import DEFAULT_DAGSTER_UI_URL
 from models.slack_format import DEFAULT_APP_BASE_URL
 
 # Settings holding a cron expression (UTC): each is checked and named when invalid.
@@ -78,8 +79,16 @@ class Settings(BaseSettings):
     ONBOARDING_EXPORT_CURSOR_S3_URI: str | None = None
     ONBOARDING_EXPORT_SLACK_WEBHOOK: SecretStr | None = None
     S3_ENDPOINT_URL: str | None = None
-    # Base of the run links in export notices (the Dagster UI as people reach it).
-    DAGSTER_WEBSERVER_URL: str = "http://localhost:3000"
+    # The Dagster UI as people reach it: base of the run links in run-failure alerts and export
+    # notices (contract section 8). DAGSTER_WEBSERVER_URL, its earlier name, is still read.
+    DAGSTER_UI_URL: str = Field(
+        default=DEFAULT_DAGSTER_UI_URL, validation_alias=AliasChoices("DAGSTER_UI_URL", "DAGSTER_WEBSERVER_URL")
+    )
+
+    # Code references in the UI: each asset links to its source file; with a repository URL
+    # (e.g. https://github.com/acme/pricing-ops) to the file on that branch instead of the editor.
+    CODE_REFERENCES_GIT_URL: str | None = None
+    CODE_REFERENCES_GIT_BRANCH: str = "main"
 
     # Digests
     AUTOMATION_DIGEST_CRON: str = "0 9 * * *"

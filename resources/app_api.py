@@ -25,7 +25,8 @@ class AppApiError(Exception):
 
 
 class AppApi(ConfigurableResource):
-    """Client of the app API; `enabled` only when both `APP_API_BASE_URL` and `CHECKOUT_API_KEY` are set."""
+    """The app's API (APP_API_BASE_URL, key CHECKOUT_API_KEY) that receives each guardrail follow-up
+    (pause, resume, escalate, note); follow-ups stay in the warehouse only when either is unset."""
 
     base_url: str | None = Field(default=None, description="APP_API_BASE_URL")
     api_key: str | None = Field(default=None, description="CHECKOUT_API_KEY (secret)")

@@ -60,7 +60,8 @@ def s3_client(endpoint_url: str | None):
 
 
 class ExportCursorStore(ConfigurableResource):
-    """The export cursor in a file (`file`) or an S3 object (`s3`), and the one-export-at-a-time lock."""
+    """Where the export remembers how far it got (ONBOARDING_EXPORT_CURSOR_STORE: a file in DATA_DIR
+    or an S3 object), and the lock that lets one export run at a time."""
 
     store: Literal["file", "s3"] = Field(default="file", description="ONBOARDING_EXPORT_CURSOR_STORE")
     file_path: str = Field(

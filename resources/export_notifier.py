@@ -12,11 +12,14 @@ from resources.slack import SlackDeliveryError, SlackNotifier
 
 
 class ExportNotifier(ConfigurableResource):
+    """Tells the export's Slack channel (ONBOARDING_EXPORT_SLACK_WEBHOOK) when an export run fails,
+    and escalates when runs keep failing, with a link to the run in the Dagster UI."""
+
     webhook_url: str | None = Field(default=None, description="ONBOARDING_EXPORT_SLACK_WEBHOOK (secret)")
     dagster_ui_url: str | None = Field(
-        default=None, description="DAGSTER_WEBSERVER_URL: base of the run links in notices"
+        default=None, description="DAGSTER_UI_URL: the Dagster UI, base of the run links in notices"
     )
-    timeout_seconds: int = Field(default=15)
+    timeout_seconds: int = Field(default=15, description="how long to wait for Slack to answer one notice")
 
     @property
     def enabled(self) -> bool:

@@ -35,7 +35,9 @@ from resources.sinks.webhook import WebhookBatchWriter
 
 
 class ExportSinks(ConfigurableResource):
-    """The export's sinks as configured by the settings; `open()` one for a run."""
+    """Where the export delivers new segment rows (ONBOARDING_EXPORT_SINK): the analytics webhook
+    (ANALYTICS_SEGMENTS_WEBHOOK), files in ONBOARDING_EXPORT_DIR, or S3 (ONBOARDING_EXPORT_S3_URI), as
+    NDJSON, CSV or Parquet, in batches of ONBOARDING_EXPORT_BATCH_SIZE rows."""
 
     sink: Literal["webhook", "file", "s3"] = Field(default="file", description="ONBOARDING_EXPORT_SINK")
     format: Literal["ndjson", "csv", "parquet"] = Field(
@@ -51,8 +53,8 @@ class ExportSinks(ConfigurableResource):
     s3_uri: str | None = Field(default=None, description="ONBOARDING_EXPORT_S3_URI: s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(default=None, description="S3_ENDPOINT_URL (moto, MinIO)")
     max_attempts: int = Field(default=8, ge=1, description="POSTs per batch, first one included")
-    backoff_initial_seconds: float = Field(default=0.5, gt=0)
-    backoff_max_seconds: float = Field(default=30.0, gt=0)
+    backoff_initial_seconds: float = Field(default=0.5, gt=0, description="first wait before retrying a failed POST")
+    backoff_max_seconds: float = Field(default=30.0, gt=0, description="longest wait between two retries of a POST")
     max_retry_seconds: float = Field(default=300.0, gt=0, description="give up on a batch after this long")
     max_retry_after_seconds: float = Field(
         default=300.0, gt=0, description="a Retry-After longer than this fails the run instead of waiting"

@@ -42,7 +42,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Mailer(ConfigurableResource):
-    """Sends `EmailMessage`s. Resource key `mailer`."""
+    """Sends the weekly digest email through SMTP (SMTP_HOST, with STARTTLS and a login when set), or
+    writes it as an .eml file into the outbox folder when SMTP_HOST is unset."""
 
     smtp_host: str | None = Field(default=None, description="SMTP_HOST; unset: write .eml files to the outbox")
     smtp_port: int = Field(default=587, description="SMTP_PORT (465 means implicit TLS)")

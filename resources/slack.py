@@ -26,7 +26,9 @@ class SlackDeliveryError(Exception):
 
 
 class SlackNotifier(ConfigurableResource):
-    """Posts Slack messages (guardrail alerts, digests)."""
+    """Posts guardrail alerts, the automation digest and run-failure alerts to Slack: through the Web
+    API (SLACK_BOT_TOKEN, channel SLACK_CHANNEL), an incoming webhook (SLACK_WEBHOOK_URL), or as
+    JSON files in the outbox folder when neither is set."""
 
     bot_token: str | None = Field(default=None, description="SLACK_BOT_TOKEN (secret)")
     channel: str = Field(default="#concierge-automation", description="SLACK_CHANNEL")

@@ -23,7 +23,9 @@ BATCH_ROWS = 100_000
 
 
 class SourceDatabase(ConfigurableResource):
-    """Where the extract assets and the guardrail sensor read the contract's section 2 tables."""
+    """The operational database the extract and the guardrail sensor read: PostgreSQL at
+    ONBOARDING_EXPORT_DATABASE_URL, the reporting API at ONBOARDING_EXPORT_API_BASE_URL, or the demo
+    source (a DuckDB file in DATA_DIR) when neither is set."""
 
     database_url: str | None = Field(
         default=None, description="ONBOARDING_EXPORT_DATABASE_URL (secret); unset: demo source"

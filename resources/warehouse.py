@@ -222,7 +222,9 @@ def _pg_copy_arrow(conn: Any, qualified_table: str, reader: pa.RecordBatchReader
 
 
 class Warehouse(ConfigurableResource):
-    """Where raw tables, dbt models and automation state live."""
+    """The warehouse (WAREHOUSE_URL: a DuckDB file by default, or PostgreSQL) holding the raw
+    tables, the dbt models, the experiment statistics and the automation state, in WAREHOUSE_SCHEMA
+    and its `_raw` and `_staging` schemas."""
 
     url: str = Field(description="duckdb:///path.duckdb or postgresql://... (secret: set via EnvVar)")
     schema_name: str = Field(default="analytics", description="Marts schema (WAREHOUSE_SCHEMA)")

@@ -220,13 +220,12 @@ def test_a_past_period_shows_the_historical_snapshot_and_says_so(tmp_path, slack
 
 
 def _digest_definitions(settings) -> dg.Definitions:
-    from orchestration import digests, pipeline
+    from orchestration import digests
     from orchestration.resources import shared_resources
 
-    # The digest assets key their upstream marts on the dbt assets.
-    dbt_models, _ = pipeline.build_dbt_models(settings)
+    # The digest assets name their upstream marts by key (assets/dbt_keys.py): no dbt project needed.
     return dg.Definitions.merge(
-        digests.definitions(settings, dbt_models), dg.Definitions(resources=shared_resources(settings))
+        digests.definitions(settings), dg.Definitions(resources=shared_resources(settings))
     )
 
 

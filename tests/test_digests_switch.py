@@ -31,13 +31,12 @@ SUPPRESSED_NOTE = (
 
 
 def _definitions(settings) -> dg.Definitions:
-    from orchestration import digests, pipeline
+    from orchestration import digests
     from orchestration.resources import shared_resources
 
-    # The digest assets key their upstream marts on the dbt assets.
-    dbt_models, _ = pipeline.build_dbt_models(settings)
+    # The digest assets name their upstream marts by key (assets/dbt_keys.py): no dbt project needed.
     return dg.Definitions.merge(
-        digests.definitions(settings, dbt_models), dg.Definitions(resources=shared_resources(settings))
+        digests.definitions(settings), dg.Definitions(resources=shared_resources(settings))
     )
 
 

@@ -247,11 +247,10 @@ def test_the_job_runs_on_its_schedule_in_utc_and_is_queued_one_at_a_time(make_se
     import dagster as dg
 
     from orchestration import export as wiring
-    from orchestration.pipeline import build_dbt_models
     from orchestration.resources import shared_resources
 
     settings = make_settings(ONBOARDING_EXPORT_CRON="*/20 * * * *")
-    own = wiring.definitions(settings, build_dbt_models(settings)[0])
+    own = wiring.definitions(settings)
     assert set(own.resources) == {"export_sinks", "export_cursor", "export_notifier"}
     defs = dg.Definitions.merge(own, dg.Definitions(resources=shared_resources(settings)))
     schedule = defs.resolve_schedule_def("onboarding_experiment_export_schedule")

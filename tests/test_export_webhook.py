@@ -30,7 +30,6 @@ from assets.export import (
 )
 from models.export_rows import ExportCursor, RowKey, batch_idempotency_key, to_export_row
 from orchestration.export import export_resources
-from orchestration.pipeline import build_dbt_models
 from orchestration.resources import build_warehouse
 from resources.export_cursor import ExportBusyError
 from resources.export_notifier import ExportNotifier
@@ -223,8 +222,8 @@ def test_every_run_is_visible_in_dagster_and_notified_on_slack_with_an_escalatio
     slack = Receiver().start()
     try:
         # Built anew, not model_copy'd: Dagster re-creates resources from their constructor config.
-        resources["export_notifier"] = ExportNotifier(webhook_url=slack.url, dagster_ui_url=settings.DAGSTER_WEBSERVER_URL)
-        export_asset = build_export_asset(build_dbt_models(settings)[0])
+        resources["export_notifier"] = ExportNotifier(webhook_url=slack.url, dagster_ui_url=settings.DAGSTER_UI_URL)
+        export_asset = build_export_asset()
         defs = dg.Definitions(assets=[export_asset], jobs=[onboarding_experiment_export], resources=resources)
         job = defs.resolve_job_def("onboarding_experiment_export")
         with dg.instance_for_test() as instance:
@@ -253,7 +252,7 @@ def test_every_run_is_visible_in_dagster_and_notified_on_slack_with_an_escalatio
         texts = [json.loads(r.body)["text"] for r in slack.requests]
         assert len(texts) == 4  # success, failure, failure + escalation
         assert texts[0].startswith(":white_check_mark: Onboarding experiment export succeeded: *12* rows in 2 batches")
-        assert f"<http://localhost:3000/runs/{ok.run_id}|{ok.run_id}>" in texts[0]
+        assert f"<http://127.0.0.1:3000/runs/{ok.run_id}|{ok.run_id}>" in texts[0]
         assert f"• Next cursor: `{meta['cursor_after']}`" in texts[0]
         assert texts[1].startswith(":x: Onboarding experiment export failed after 0 rows")
         assert "HTTP 422" in texts[1] and f"• Cursor stays at: `{meta['cursor_after']}`" in texts[1]

@@ -37,9 +37,10 @@ def test_the_export_reads_the_segments_mart_and_guardrails_the_status_mart(graph
     status = get_asset_key_for_model([dbt], PROVIDER_GUARDRAIL_STATUS)
     assert asset_graph.get(dg.AssetKey("export_onboarding_segments")).parent_keys == {segments}
     assert asset_graph.get(dg.AssetKey("guardrail_actions")).parent_keys == {status}
-    # The job, its name and its run-config path stay as the CLI and the launchpad know them.
+    # The job, its name and its run-config path stay as the CLI and the launchpad know them; the
+    # readiness check on the export is evaluated right after it.
     job = defs.resolve_job_def("onboarding_experiment_export")
-    assert [node.name for node in job.nodes] == ["export_onboarding_segments"]
+    assert sorted(node.name for node in job.nodes) == ["export_onboarding_segments", "readiness_checks"]
 
 
 def test_the_digests_read_the_conversion_marts_and_the_experiment_statistics(graph):
@@ -59,7 +60,8 @@ def test_the_digests_read_the_conversion_marts_and_the_experiment_statistics(gra
         assert dg.AssetKey("guardrail_actions") in parents
         # Job name, run-config path and the warehouse-writer tag as before.
         job = defs.resolve_job_def(job_name)
-        assert [node.name for node in job.nodes] == [op_name]
+        # With the readiness check on the digest (the email's weekly_digest), evaluated after it.
+        assert {node.name for node in job.nodes} - {"readiness_checks"} == {op_name}
         assert job.tags["dagster/concurrency_key"] == "warehouse_writer"
 
 

@@ -37,7 +37,7 @@ def refresh_with_logs(settings, as_of: str = ds.AS_OF) -> tuple[dg.ExecuteInProc
 
     defs = build_definitions(settings)
     job = defs.resolve_job_def("refresh")
-    with dg.instance_for_test() as instance:
+    with data_folder_instance(settings) as instance:
         result = job.execute_in_process(
             instance=instance,
             run_config={"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of}}}},
@@ -45,6 +45,14 @@ def refresh_with_logs(settings, as_of: str = ds.AS_OF) -> tuple[dg.ExecuteInProc
         logs = [e.user_message for e in instance.all_logs(result.run_id)]
     assert result.success
     return result, logs
+
+
+def data_folder_instance(settings):
+    """The Dagster instance of the data folder, as `pricing-ops` and `dg dev` share one: a skipped
+    build carries the dbt tests' last results from it (a new instance has none, so dbt runs)."""
+    home = settings.data_dir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.instance_for_test(temp_dir=str(home))
 
 
 def dbt_started(logs: list[str]) -> bool:
@@ -177,19 +185,36 @@ def test_marts_exact_then_rerun_changes_nothing_then_incremental_equals_full_reb
     assert skipped["experiment_conversion_snapshot"]["dagster/row_count"].value == len(ds.CONVERSION)
     stats = {m.asset_key.path[-1] for m in again.asset_materializations_for_node("experiment_statistics")}
     assert stats == {"experiment_health", "experiment_results"}  # downstream still runs
-    # The guardrail run right after reads telemetry the refresh's build already read: its models
-    # are up to date (recorded per model), so it leaves dbt alone too.
+    # What the UI reads of that run is what it read before: every data version as the build left it
+    # (nothing downstream turns stale), every check planned has a result (none Skipped): the dbt
+    # tests' carried from the build that ran them, the others evaluated again.
+    def versions(run):
+        return {e.asset_key: e.materialization.tags["dagster/data_version"] for e in run.get_asset_materialization_events()}
+
+    assert versions(again) == versions(result)
+    planned = set(again.job_def.asset_layer.asset_graph.asset_check_keys)
+    evaluations = {e.asset_check_key: e for e in again.get_asset_check_evaluations()}
+    assert set(evaluations) == planned and len(planned) > 20
     from orchestration.definitions import build_definitions
 
+    [dbt] = [a for a in build_definitions(embedded).assets
+             if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "pricing_dbt_models"]
+    carried = {k for k, e in evaluations.items() if "carried_from_run" in e.metadata}
+    assert carried == set(dbt.check_keys) & planned
+    assert {evaluations[k].metadata["carried_from_run"].value for k in carried} == {result.run_id}
+    first_results = {e.asset_check_key: e.passed for e in result.get_asset_check_evaluations()}
+    assert {k: evaluations[k].passed for k in carried} == {k: first_results[k] for k in carried}
+    # The guardrail run right after reads telemetry the refresh's build already read: its models
+    # are up to date (recorded per model), so it leaves dbt alone too.
     guardrail = build_definitions(embedded).resolve_job_def("guardrail_evaluation")
-    with dg.instance_for_test() as instance:
+    with data_folder_instance(embedded) as instance:
         run = guardrail.execute_in_process(
             instance=instance, run_config={"ops": {"pricing_dbt_models": {"config": {"as_of_date": ds.AS_OF}}}}
         )
         assert run.success and not dbt_started([e.user_message for e in instance.all_logs(run.run_id)])
     # One mart a person materializes from the UI (the implicit asset job, untagged) still runs dbt.
     adhoc = build_definitions(embedded).resolve_implicit_global_asset_job_def()
-    with dg.instance_for_test() as instance:
+    with data_folder_instance(embedded) as instance:
         one = adhoc.execute_in_process(
             instance=instance,
             asset_selection=[dg.AssetKey("experiment_slug_summary")],

@@ -169,14 +169,11 @@ def test_an_unreachable_warehouse_is_reported_without_its_password(tmp_path):
 
 
 def test_components_show_as_asset_checks_on_the_assets_they_judge(tmp_path, instance, make_settings):
-    from orchestration.pipeline import build_dbt_models
-
     warehouse = duckdb_warehouse(tmp_path / "wh.duckdb")
     create_all_marts(warehouse)
     record_mart_builds(instance)
-    dbt_models, _ = build_dbt_models(make_settings())
-    checks = build_readiness_checks(dbt_models)
-    targets = readiness_targets(dbt_models)
+    checks = build_readiness_checks()
+    targets = readiness_targets()
     defs = dg.Definitions(
         assets=[dg.AssetSpec(key) for key in {k for keys in targets.values() for k in keys}],
         asset_checks=[checks],

@@ -56,9 +56,9 @@ def cmd_readyz(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     prepare_dagster_home(settings)
-    # Resources built for the Definitions hold secrets as `EnvVar`; resolve them to use them here.
-    warehouse = build_warehouse(settings).process_config_and_initialize()
-    source = build_source(settings).process_config_and_initialize()
+    # Used outside a run: built with the values themselves (an `EnvVar` needs a Dagster instance).
+    warehouse = build_warehouse(settings, resolved=True)
+    source = build_source(settings, resolved=True)
     with DagsterInstance.get() as instance:
         report = collect_readiness(warehouse, source, build_digest_options(settings), instance)
     print(json.dumps(report.to_json(), indent=2))

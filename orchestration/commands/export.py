@@ -47,8 +47,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     config = run_config(args.sink, args.format, args.limit, args.cursor)
     progress(f"export: {json.dumps(config['ops'][EXPORT_OP_NAME]['config'])} (unset options come from the settings)")
-    # The Definitions `dagster dev` loads (the export is an asset downstream of the dbt marts), built
-    # from the settings as they are now.
+    # The export job of the code location `dg dev` loads (without the dbt assets: it builds nothing
+    # from them), from the settings as they are now.
     result = run_job(EXPORT_JOB_NAME, config, settings=get_settings())
     [materialization] = result.asset_materializations_for_node(EXPORT_OP_NAME)
     meta = {key: value.value for key, value in materialization.metadata.items()}

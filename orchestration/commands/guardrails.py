@@ -11,8 +11,6 @@ import argparse
 import json
 
 from orchestration.cli import CommandError, progress
-from orchestration.job_runner import run_job
-from orchestration.log_hygiene import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    # Imported when the command runs: `--help` and the other commands do not pay for Dagster.
+    from orchestration.job_runner import run_job
+    from orchestration.log_hygiene import one_line
+
     progress("guardrails: refreshing provider_guardrail_status and evaluating every provider")
     result = run_job("guardrail_evaluation")
     [materialization] = result.asset_materializations_for_node("guardrail_actions")
@@ -91,6 +93,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_followup(args: argparse.Namespace) -> int:
+    from orchestration.job_runner import run_job
+
     config = {
         "provider_id": args.provider,
         "action": args.action,

@@ -9,7 +9,6 @@ from typing import Any
 
 from models.marts import MART_TABLES
 from orchestration.cli import CommandError, progress
-from orchestration.job_runner import run_job
 from orchestration.settings import Settings, get_settings
 
 log = logging.getLogger("pricing_ops")
@@ -76,6 +75,8 @@ def check_as_of_date(text: str | None) -> str | None:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    from orchestration.job_runner import run_job
+
     settings = get_settings()
     check_as_of_date(args.as_of_date)
     result = run_job("refresh", refresh_run_config(args.as_of_date))
@@ -87,7 +88,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def print_mart_counts(settings: Settings) -> None:
     from orchestration.resources import build_warehouse
 
-    warehouse = build_warehouse(settings).process_config_and_initialize()  # resolves an EnvVar URL
+    warehouse = build_warehouse(settings, resolved=True)
     with warehouse.connect(read_only=True) as conn:
         for mart in MART_TABLES:
             count = conn.fetchone(f"select count(*) from {warehouse.schema}.{mart}")[0]
@@ -96,6 +97,8 @@ def print_mart_counts(settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from orchestration.job_runner import run_job
+
     settings = get_settings()
     if args.fresh_source or not settings.demo_source_path.exists():
         from resources.demo_source import write_demo_source
@@ -121,5 +124,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress(f"  exports:        {settings.export_dir}")
     progress(f"  export cursor:  {settings.export_cursor_path}")
     progress(f"  outbox:         {settings.outbox_dir} (Slack payloads as .json, emails as .eml)")
-    progress(f"  Dagster home:   {settings.dagster_home} (UI: DAGSTER_HOME={settings.dagster_home} uv run dagster dev)")
+    progress(f"  Dagster home:   {settings.dagster_home} (UI: DAGSTER_HOME={settings.dagster_home} uv run dg dev)")
     return 0

@@ -14,12 +14,15 @@ import argparse
 import getpass
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 # The dbt marts and the experiment statistics tables: everything BI reads.
 from models.marts import BI_TABLES as MARTS
 from orchestration.cli import CommandError
 from orchestration.settings import Settings, get_settings
-from resources.warehouse import Warehouse, WarehouseConnection
+
+if TYPE_CHECKING:  # the resource imports Dagster: loaded when the command runs, not for `--help`
+    from resources.warehouse import Warehouse, WarehouseConnection
 
 BI_READER = "bi_reader"
 _ASK = object()  # `--password` given without a value: read it from the terminal or stdin
@@ -82,8 +85,10 @@ def say(message: str) -> None:
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
-    # A plain value, not EnvVar: this runs outside Dagster, where EnvVar fields are not resolved.
-    return Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA)
+    from orchestration.resources import build_warehouse
+
+    # Plain values, not EnvVar: this runs outside Dagster, where EnvVar fields are not resolved.
+    return build_warehouse(settings, resolved=True)
 
 
 def grant_bi_reader(warehouse: Warehouse, password: str | None = None, role: str = BI_READER) -> GrantReport:
