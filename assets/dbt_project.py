@@ -80,9 +80,11 @@ def prepared_project(
     with a whole manifest.
     """
     key = code_version()
-    final = PARSE_ROOT / key
+    # One parse per adapter: the manifest records its adapter (the assets' kinds come from it), and
+    # a DuckDB process must not read the one a PostgreSQL process parsed first.
+    final = PARSE_ROOT / f"{key}-{dbt_env.get('PRICING_OPS_DBT_TARGET', 'duckdb')}"
     if not (final / "manifest.json").exists():
-        scratch = PARSE_ROOT / f".{key}.{uuid.uuid4().hex[:8]}"
+        scratch = PARSE_ROOT / f".{final.name}.{uuid.uuid4().hex[:8]}"
         try:
             with environment(dict(dbt_env)):
                 DbtCliResource(project_dir=os.fspath(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE).cli(
@@ -103,11 +105,12 @@ def prepared_project(
 
 
 def remove_stale_parses(root: Path, keep: str) -> None:
-    """Parses of other code versions, and the run folders older releases left in the checkout."""
+    """Parses of other code versions (each adapter's parse of `keep` stays), and the run folders
+    older releases left in the checkout."""
     if not root.exists():
         return
     for child in root.iterdir():
-        if child.name == keep or child.name.startswith("."):
+        if child.name == keep or child.name.startswith((f"{keep}-", ".")):
             continue
         if child.is_dir():
             shutil.rmtree(child, ignore_errors=True)

@@ -54,11 +54,11 @@ def test_refreshes_leave_no_run_folder_and_survive_a_seed_added_after_start(proj
         assert result.success
         messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("late_seed" in m and "reload the code location" in m for m in messages)
-    # Nothing left of either run: no run folder under DATA_DIR, one parse (the loaded code version)
-    # in the project; partial-parse caches for the loaded and the changed version only (the next
+    # Nothing left of either run: no run folder under DATA_DIR, one parse (the loaded code version,
+    # for DuckDB) in the project; partial-parse caches for the loaded and the changed version only (the next
     # load parses the changed one and removes the other).
     assert list((settings.data_dir / "dbt_runs").iterdir()) == []
-    assert [p.name for p in (project_copy / "target").iterdir()] == [loaded]
+    assert [p.name for p in (project_copy / "target").iterdir()] == [f"{loaded}-duckdb"]
     assert {p.name for p in (settings.data_dir / "dbt").iterdir()} == {loaded, dbt_files.code_version()}
 
 

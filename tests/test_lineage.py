@@ -4,6 +4,8 @@ judges those assets as checks on them."""
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 from dagster_dbt import get_asset_key_for_model
@@ -160,3 +162,19 @@ def test_an_asset_materialized_alone_gets_only_its_own_readiness_checks(graph):
     defs, _ = graph
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("guardrail_actions")})
     assert sorted(node.name for node in job.nodes) == ["guardrail_actions", "readiness_checks"]
+
+
+def test_each_adapter_reads_its_own_parse(tmp_path):
+    """A PostgreSQL process parsing first must not give a DuckDB process's assets the postgres kind."""
+    from assets.dbt import dbt_vars
+    from assets.dbt_project import prepared_project
+    from orchestration.settings import Settings
+
+    defaults = Settings(_env_file=None)
+    variables = dbt_vars(defaults.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, defaults.GUARDRAIL_CRITICAL_REPLAY_FAILURES)
+    manifests = {}
+    for target in ("postgres", "duckdb"):
+        env = {"PRICING_OPS_DBT_TARGET": target, "PRICING_OPS_WAREHOUSE_SCHEMA": defaults.WAREHOUSE_SCHEMA}
+        project = prepared_project(env, variables)
+        manifests[target] = json.loads(project.manifest_path.read_text())["metadata"]["adapter_type"]
+    assert manifests == {"postgres": "postgres", "duckdb": "duckdb"}
