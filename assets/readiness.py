@@ -61,9 +61,9 @@ def probe_source(source: SourceDatabase) -> Component:
             for table in SOURCE_TABLES:
                 try:
                     conn.fetchall(f"select 1 from {source.table(table.name)} limit 0")
-                except Exception:  # the source connection is autocommit: a failed probe spoils nothing
+                except Exception:  # noqa: BLE001 - the source connection is autocommit: a failed probe spoils nothing
                     missing.append(table.name)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a probe reports any failure as not ready
         return source_component(kind, location, [], _error(exc))
     return source_component(kind, location, missing, None)
 
@@ -137,7 +137,7 @@ def collect_readiness(
     try:
         with warehouse.connect() as conn:
             conn.fetchone("select 1")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a probe reports any failure as not ready
         components["warehouse"] = warehouse_component(warehouse.kind, warehouse.describe(), _error(exc))
         for name in COMPONENTS:
             components.setdefault(name, Component(name, "error", "not checked: the warehouse is unreachable"))
@@ -150,7 +150,7 @@ def collect_readiness(
         try:
             with warehouse.connect() as conn:
                 components.update(read(conn))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a probe reports any failure as not ready
             for name in names:
                 components[name] = Component(name, "error", f"check failed: {redact(_error(exc))}")
 

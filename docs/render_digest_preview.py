@@ -31,7 +31,7 @@ APP_BASE_URL = "https://app.smplat.local"
 
 
 def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 ROWS = [

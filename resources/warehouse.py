@@ -10,6 +10,7 @@ instants explicitly (`at time zone 'UTC'`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -287,10 +288,8 @@ class Warehouse(ConfigurableResource):
             yield conn
             raw.commit()
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):  # the connection may be gone: the first error is the one to raise
                 raw.rollback()
-            except Exception:
-                pass
             raise
         finally:
             raw.close()

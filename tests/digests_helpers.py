@@ -16,7 +16,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from resources.warehouse import Warehouse
 
@@ -25,7 +25,7 @@ SLACK_TOKEN = "xoxb-test-digest-token"
 
 
 def ts(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return dt.datetime.fromisoformat(text)
 
 
 # Slack Web API -------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ class SlackApiServer:
         """`chat.postMessage` bodies that Slack accepted."""
         return [r["json"] for r in self.requests if r["path"].endswith("/chat.postMessage") and r["accepted"]]
 
-    def __enter__(self) -> SlackApiServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -163,7 +163,7 @@ def smtp_server(
                 logins.append(login)
             return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
-        kwargs = dict(tls_context=context, require_starttls=True, authenticator=authenticate, auth_require_tls=True)
+        kwargs = {"tls_context": context, "require_starttls": True, "authenticator": authenticate, "auth_require_tls": True}
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()

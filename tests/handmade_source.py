@@ -70,7 +70,7 @@ def add_duckdb_rows(path: Path, tables: Mapping[str, Iterable[Mapping[str, Any]]
 
 def ts(text: str) -> datetime:
     """'2026-11-20T10:00:00Z' -> aware datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 def money(text: str) -> Decimal:

@@ -47,7 +47,7 @@ def weekly_warehouse(tmp_path) -> Warehouse:
 
 
 def smtp_mailer(port: int, **overrides) -> Mailer:
-    values = dict(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, retry_wait_seconds=0.05, timeout_seconds=5)
+    values = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False, "retry_wait_seconds": 0.05, "timeout_seconds": 5}
     values.update(overrides)
     return Mailer(**values)
 

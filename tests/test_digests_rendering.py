@@ -86,15 +86,15 @@ def _small_content(**overrides) -> DigestContent:
         AutomationAction("f2", "p/2", "<Beta>", "winter", "pause", ts("2026-11-25T11:00:00Z")),
         AutomationAction("f3", "p1", "Alpha & Co", "spring-offer", "resume", ts("2026-11-26T08:30:00Z")),
     )
-    values = dict(
-        period=period,
-        generated_at=ts("2026-11-26T09:00:00Z"),
-        app_base_url=APP,
-        actions_since=ts("2026-11-25T09:00:00Z"),
-        actions=actions,
-        slugs=rank_slugs(rows, {"spring-offer": [0, 1, 2, 3, 4, 5, 6, 7, 3, 2]}, chart_days=10),
-        chart_days=chart_window(period, date(2026, 11, 26)),
-    )
+    values = {
+        "period": period,
+        "generated_at": ts("2026-11-26T09:00:00Z"),
+        "app_base_url": APP,
+        "actions_since": ts("2026-11-25T09:00:00Z"),
+        "actions": actions,
+        "slugs": rank_slugs(rows, {"spring-offer": [0, 1, 2, 3, 4, 5, 6, 7, 3, 2]}, chart_days=10),
+        "chart_days": chart_window(period, date(2026, 11, 26)),
+    }
     values.update(overrides)
     return DigestContent(**values)
 

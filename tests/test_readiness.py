@@ -70,7 +70,7 @@ def test_export_guardrails_and_stale_marts_are_reported_exactly(tmp_path, instan
         # The state tables as their stores create them (never a hand-written copy that can drift).
         ensure_export_runs(conn, s)
         ensure_guardrail_tables(conn, s)
-    run = dict(sink="webhook", rows_exported=0, batches=0, cursor_before=None, cursor_after=None)
+    run = {"sink": "webhook", "rows_exported": 0, "batches": 0, "cursor_before": None, "cursor_after": None}
     insert(warehouse, "export_runs", [
         dict(run_id="r1", started_at=ts("2026-11-26T06:00:00Z"), finished_at=ts("2026-11-26T06:01:00Z"),
              status="success", error=None, **run),
@@ -80,13 +80,13 @@ def test_export_guardrails_and_stale_marts_are_reported_exactly(tmp_path, instan
              status="failed", error="webhook https://hooks.example.com/T0/B0/secret-path answered 503", **run),
     ])
     insert(warehouse, "automation_runs", [
-        dict(run_id="g1", ran_at=ts("2026-11-26T07:30:00Z"), providers_evaluated=3, warnings=1, criticals=0,
-             auto_paused=0, auto_resumed=0, summary="older"),
-        dict(run_id="g2", ran_at=ts("2026-11-26T08:30:00Z"), providers_evaluated=12, warnings=2, criticals=1,
-             auto_paused=1, auto_resumed=0, summary="auto-paused p1"),
+        {"run_id": "g1", "ran_at": ts("2026-11-26T07:30:00Z"), "providers_evaluated": 3, "warnings": 1, "criticals": 0,
+             "auto_paused": 0, "auto_resumed": 0, "summary": "older"},
+        {"run_id": "g2", "ran_at": ts("2026-11-26T08:30:00Z"), "providers_evaluated": 12, "warnings": 2, "criticals": 1,
+             "auto_paused": 1, "auto_resumed": 0, "summary": "auto-paused p1"},
     ])
     insert(warehouse, "provider_automation_state", [
-        dict(provider_id=p, status=st, paused_by=None, updated_at=ts("2026-11-26T08:30:00Z"), last_followup_id=None)
+        {"provider_id": p, "status": st, "paused_by": None, "updated_at": ts("2026-11-26T08:30:00Z"), "last_followup_id": None}
         for p, st in (("p1", "paused"), ("p2", "paused"), ("p3", "active"))
     ])
     record_mart_builds(instance)

@@ -99,8 +99,8 @@ def render_email_text(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
         out.append(f"+{len(groups) - MAX_EMAIL_PROVIDERS:,} more providers")
     out += [
         "",
-        f"{conversion_link_label(content.conversion_cursor)}: "
-        f"{conversions_url(content.app_base_url, content.conversion_cursor)}",
+        (f"{conversion_link_label(content.conversion_cursor)}: "
+        f"{conversions_url(content.app_base_url, content.conversion_cursor)}"),
     ]
     return "\n".join(out) + "\n"
 
@@ -160,13 +160,13 @@ def render_email_html(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
         '<html><head><meta charset="utf-8"><title>'
         + esc(f"Weekly pricing digest {period.label}")
         + "</title></head>",
-        '<body style="margin:0;padding:16px;background:#f9fafb;font-family:Arial,Helvetica,sans-serif;'
-        'color:#111827;">',
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
-        'style="max-width:720px;background:#ffffff;border:1px solid #e5e7eb;"><tr><td style="padding:20px;">',
+        ('<body style="margin:0;padding:16px;background:#f9fafb;font-family:Arial,Helvetica,sans-serif;'
+        'color:#111827;">'),
+        ('<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
+        'style="max-width:720px;background:#ffffff;border:1px solid #e5e7eb;"><tr><td style="padding:20px;">'),
         f'<h1 style="font-size:20px;margin:0 0 4px 0;">Weekly pricing digest {esc(period.label)}</h1>',
-        f'<p style="margin:0 0 16px 0;color:#6b7280;font-size:13px;">{esc(period.first_day.isoformat())} to '
-        f"{esc(period.last_day.isoformat())} (UTC) · generated {esc(iso_z(content.generated_at))}</p>",
+        (f'<p style="margin:0 0 16px 0;color:#6b7280;font-size:13px;">{esc(period.first_day.isoformat())} to '
+        f"{esc(period.last_day.isoformat())} (UTC) · generated {esc(iso_z(content.generated_at))}</p>"),
         *_email_experiments(content, email_html),
         '<h2 style="font-size:16px;margin:16px 0 8px 0;">&#x1F4B0; Top conversion slugs</h2>',
     ]
@@ -233,8 +233,8 @@ def render_email_html(content: DigestContent, top_slugs: int = TOP_SLUGS_EMAIL) 
             parts.append(f"<p>+{len(groups) - MAX_EMAIL_PROVIDERS:,} more providers</p>")
     url = conversions_url(content.app_base_url, content.conversion_cursor)
     parts += [
-        f'<p style="margin-top:20px;">{esc(conversion_link_label(content.conversion_cursor))}: '
-        f'<a href="{esc(url)}">Open conversions</a></p>',
+        (f'<p style="margin-top:20px;">{esc(conversion_link_label(content.conversion_cursor))}: '
+        f'<a href="{esc(url)}">Open conversions</a></p>'),
         "</td></tr></table></body></html>",
     ]
     return "\n".join(parts)
