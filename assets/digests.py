@@ -267,7 +267,7 @@ def deliver_digest(
             assert mailer is not None, "the email digest needs the `mailer` resource"
             message = build_email(content, options.email_from, options.recipients)
             ref = mailer.send(message, outbox_name=f"weekly-digest-{period.label}")
-    except Exception as exc:  # noqa: BLE001 - any failure of a send is recorded for the retry
+    except Exception as exc:  # any failure of a send is recorded for the retry
         try:
             record_failed(warehouse, kind, period.label, f"{type(exc).__name__}: {exc}", datetime.now(UTC))
         except Exception as record_exc:  # noqa: BLE001 - the send's own error is the one to report
