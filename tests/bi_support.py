@@ -137,7 +137,7 @@ def view_dashboard(base_url: str, user: str, password: str, profile: Path, scree
             page.fill("#username", user)
             page.fill("#password", password)
             page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+            page.wait_for_url("**/superset/welcome/**", timeout=180_000)  # a loaded 2-core machine is slow
             page.goto(f"{base_url}/superset/dashboard/{dashboard}/")
             chart_text = _rendered(page)
             titles = page.locator("[data-test='slice-header'] [data-test='editable-title']").all_inner_texts()

@@ -224,7 +224,10 @@ def test_the_guardrail_job_page_lists_the_demo_run_and_it_can_be_re_executed(ui,
     # Its run page can be re-executed from the workspace's job, as a run launched from the UI.
     run = _read(page, f"{ui['base']}/runs/{ui['guardrail_run']}", lambda t: "Re-execute" in t and "View job" in t)
     assert "guardrail_evaluation" in run
-    assert page.locator("button", has_text="Re-execute all (*)").is_enabled()
+    from playwright.sync_api import expect
+
+    # Enabled once the UI has matched the run to the workspace's job (it loads after the page).
+    expect(page.locator("button", has_text="Re-execute all (*)")).to_be_enabled(timeout=60_000)
 
 
 def _nodes(base: str) -> list[tuple[str, list[str]]]:
