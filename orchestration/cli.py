@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except CommandError as exc:
-        print(f"pricing-ops {args.command}: {exc}", file=sys.stderr)
+        # The cause may quote a driver's message: redacted like every log line (a URL keeps its
+        # database and user, loses its password).
+        progress(f"pricing-ops {args.command}: {exc}")
         return 1
     except KeyboardInterrupt:
         print(f"pricing-ops {args.command}: interrupted", file=sys.stderr)
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for the person, the traceback only with --verbose
         if args.verbose:
             raise
-        print(f"pricing-ops {args.command}: {root_cause_line(exc)}", file=sys.stderr)
+        progress(f"pricing-ops {args.command}: {root_cause_line(exc)}")
         return 1
     return int(result or 0)
 

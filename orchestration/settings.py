@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     SMTP_USERNAME: str | None = None
     SMTP_PASSWORD: SecretStr | None = None
     SMTP_STARTTLS: bool = True
+    # A login over an unencrypted connection (SMTP_STARTTLS=false, not port 465) is refused unless
+    # this says the relay is trusted: the password would cross the network in cleartext.
+    SMTP_ALLOW_PLAINTEXT_AUTH: bool = False
     DIGEST_EMAIL_TO: str = "concierge-leads@smplat.local"
     DIGEST_EMAIL_FROM: str = "pricing-ops@smplat.local"
 
