@@ -22,6 +22,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from resources.interrupts import cancel_on_signal
 from resources.postgres_url import is_postgres_url, resolve_postgres_url
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
@@ -284,12 +285,15 @@ class Warehouse(ConfigurableResource):
             raw = psycopg.connect(loc.dsn, options="-c TimeZone=UTC", autocommit=False)
             conn = WarehouseConnection("postgres", raw)
         try:
-            yield conn
+            # A stop signal interrupts the statement in flight (a blocked DuckDB scan, a Postgres
+            # wait), which rolls the transaction back: nothing half-written.
+            with cancel_on_signal(raw.interrupt if loc.kind == "duckdb" else raw.cancel_safe):
+                yield conn
             raw.commit()
         except BaseException:
             try:
                 raw.rollback()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - a broken connection cannot roll back; its error is the cause
                 pass
             raise
         finally:
@@ -306,7 +310,7 @@ class Warehouse(ConfigurableResource):
         import adbc_driver_postgresql.dbapi as pg_dbapi
 
         schema, table = qualified_table.split(".", 1)
-        with pg_dbapi.connect(self.location.dsn or "") as adbc, adbc.cursor() as cur:
+        with pg_dbapi.connect(self.location.dsn or "") as adbc, adbc.cursor() as cur, cancel_on_signal(cur.adbc_cancel):
             cur.execute(f"drop table if exists {qualified_table}")
             cur.execute(ddl)
             rows = cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
