@@ -78,7 +78,6 @@ def test_botocore_request_headers_and_signing_steps_are_blanked(hygiene):
     assert lines[2] == "botocore.auth: Signature:\\n***"
 
 
-@pytest.mark.xdist_group("moto")
 def test_verbose_s3_export_logs_no_signature_anywhere(tmp_path):
     import boto3
     import requests
