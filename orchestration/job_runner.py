@@ -72,7 +72,7 @@ def interrupted_reason(signal_name: str, events: list[dg.DagsterEvent]) -> str:
     its writes (the statement in flight was cancelled and its transaction rolled back)."""
     steps = [e.step_key for e in events if e.is_failure and e.step_key]
     where = f" in step {steps[0]}" if steps else ""
-    return (f"interrupted by {signal_name}{where}; the write in flight was rolled back, nothing is "
+    return (f"interrupted by {signal_name}{where}; the write in flight was rolled back, no table is "
             "half-written: run it again to finish")
 
 

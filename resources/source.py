@@ -198,8 +198,8 @@ class SourceDatabase(ConfigurableResource):
                 return SourceReadError(f"reading {where} failed: {meaning}; run the refresh again once it is back")
         if "canceling statement due to user request" in text:
             return SourceReadError(
-                f"reading {where} failed: the read was cancelled on the source server (pg_cancel_backend from "
-                "another session?); run the refresh again"
+                f"reading {where} failed: the read was cancelled (Ctrl-C here, or pg_cancel_backend on the "
+                "server); run the refresh again"
             )
         return None
 

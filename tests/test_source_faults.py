@@ -112,7 +112,7 @@ def test_a_locked_source_ends_in_one_line_within_the_timeout_and_sigterm_stops_a
     last = term_err.strip().splitlines()[-1]
     assert last.startswith("pricing-ops refresh: job refresh interrupted (run "), last
     assert last.endswith("interrupted by SIGTERM in step extract_source; the write in flight was rolled back, "
-                         "nothing is half-written: run it again to finish"), last
+                         "no table is half-written: run it again to finish"), last
     # The timeout: the statement gave up 2 s after it began to wait (before `blocked_at`), the run
     # ended right after; its last line names the table, the database (no password) and the lock's holder.
     assert timed_out.returncode == 1, timeout_err[-3000:]
