@@ -58,7 +58,7 @@ def _raw_counts(path: Path) -> dict[str, int]:
                 for t in SOURCE_TABLES}
 
 
-def test_a_locked_source_ends_in_one_line_within_the_timeout_and_sigterm_stops_a_refresh_cleanly(pg_url, tmp_path):
+def test_a_locked_source_ends_in_one_line_within_the_timeout_and_sigterm_stops_a_refresh_cleanly(pg_url, tmp_path, dbt_manifest):
     dbname = pg_url.rsplit("/", 1)[1]
     write_demo_source(events=EVENTS, seed=3, postgres_url=pg_url, progress=lambda _: None)
     with psycopg.connect(pg_url, autocommit=True) as pg:
