@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 WATCHED = (signal.SIGTERM, signal.SIGINT)
+# A cancel request to a server that does not answer gives up after this (the process is stopping).
+CANCEL_TIMEOUT_S = 5.0
 
 _lock = threading.Lock()
 _cancels: dict[int, Callable[[], object]] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from models.source_tables import SourceTable
-from resources.interrupts import cancel_on_signal, received_signal
+from resources.interrupts import CANCEL_TIMEOUT_S, cancel_on_signal, received_signal
 from resources.warehouse import WarehouseConnection, WarehouseLocation, libpq_uri
 
 BATCH_ROWS = 100_000
@@ -128,7 +129,7 @@ class SourceDatabase(ConfigurableResource):
         options = " ".join(f"-c {name}={value}" for name, value in self._timeout_settings().items())
         raw = psycopg.connect(libpq_uri(self.database_url or ""), options=options, autocommit=True)
         try:
-            with cancel_on_signal(raw.cancel_safe):
+            with cancel_on_signal(partial(raw.cancel_safe, timeout=CANCEL_TIMEOUT_S)):
                 yield WarehouseConnection("postgres", raw)
         finally:
             raw.close()

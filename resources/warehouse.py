@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from resources.interrupts import cancel_on_signal
+from resources.interrupts import CANCEL_TIMEOUT_S, cancel_on_signal
 from resources.postgres_url import is_postgres_url, resolve_postgres_url
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
@@ -287,7 +288,8 @@ class Warehouse(ConfigurableResource):
         try:
             # A stop signal interrupts the statement in flight (a blocked DuckDB scan, a Postgres
             # wait), which rolls the transaction back: nothing half-written.
-            with cancel_on_signal(raw.interrupt if loc.kind == "duckdb" else raw.cancel_safe):
+            cancel = raw.interrupt if loc.kind == "duckdb" else partial(raw.cancel_safe, timeout=CANCEL_TIMEOUT_S)
+            with cancel_on_signal(cancel):
                 yield conn
             raw.commit()
         except BaseException:
