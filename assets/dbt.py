@@ -31,6 +31,7 @@ from packaging import version
 from pydantic import Field
 
 from assets.dbt_console import dbt_console
+from assets.dbt_failures import dbt_failure_line, read_run_results
 from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG
 from assets.dbt_project import (
     DBT_EXECUTABLE,
@@ -42,6 +43,7 @@ from assets.dbt_project import (
     vars_args,
 )
 from assets.dbt_skip_report import data_version_of, last_check_results, skipped_build_events
+from models.experiment_allocations import AllocationError, parse_allocations_csv, validated_allocations
 from models.markdown import markdown_table
 from resources.stores.dbt_build_state import (
     asset_name,
@@ -77,6 +79,9 @@ def dbt_cli_resource(project: DbtProject | None = None) -> DbtCliResource:
 
 # Marts previewed in the UI (markdown table of their first rows).
 PREVIEW_ROWS = 10
+# The intended traffic split merchandising edits, checked before each build that loads it.
+ALLOCATIONS_SEED = Path("seeds") / "experiment_allocations.csv"
+ALLOCATIONS_SEED_KEY = dg.AssetKey(["staging", "experiment_allocations"])
 
 
 class PricingDbtTranslator(DagsterDbtTranslator):
@@ -185,6 +190,9 @@ def build_dbt_assets(
     def pricing_dbt_models(
         context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
     ):
+        if ALLOCATIONS_SEED_KEY in context.selected_asset_keys:
+            # The file of the project this resource runs (the one dbt would load).
+            check_allocations_seed(Path(dbt.project_dir) / ALLOCATIONS_SEED)
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
         inputs = _inputs_by_asset(context, warehouse, as_of, variables)
         unchanged = _unchanged_since(context, config, warehouse, inputs)
@@ -215,10 +223,19 @@ def build_dbt_assets(
         ):
             if code_version() != loaded_version:
                 args += added_nodes_excluded(context, dbt, target, variables, nodes)
-            events = list(dbt.cli(args, context=context, target_path=target).stream())
+            # Not raised by dagster-dbt: its error names the command, not the cause (assets/dbt_failures.py).
+            invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
+            events = list(invocation.stream())
+            failure = None
+            if not invocation.is_successful():
+                failure = dbt_failure_line(
+                    read_run_results(target), getattr(invocation, "_error_messages", []), nodes,
+                    warehouse.describe(), invocation.process.returncode,
+                )
         context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
-        # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
-        relations = _relations_of(context, events, warehouse, nodes)
+        # Enrich materializations once dbt has exited (DuckDB allows one process on the file); after a
+        # failure the warehouse may be what failed: the cause is reported, not a second error.
+        relations = _relations_of(context, events, warehouse, nodes) if failure is None else {}
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
             if isinstance(event, dg.Output):
@@ -230,10 +247,22 @@ def build_dbt_assets(
                 )
             else:
                 yield event
-        # Reached only when dbt succeeded (dagster-dbt raises on a failed node or test).
+        if failure is not None:
+            # What did build is reported above (and each test's result, failing ones included).
+            raise dg.Failure(description=failure)
         record_builds(warehouse, inputs, context.run.run_id)
 
     return pricing_dbt_models, project
+
+
+def check_allocations_seed(path: Path) -> None:
+    """Refuse a bad allocations seed file before dbt loads it (models/experiment_allocations.py:
+    the rules); the `dg.Failure` names the file (from the project folder on) and the line."""
+    name = f"{path.parent.parent.name}/{ALLOCATIONS_SEED.as_posix()}"
+    try:
+        validated_allocations(parse_allocations_csv(path.read_text(encoding="utf-8"), name), name)
+    except AllocationError as exc:
+        raise dg.Failure(description=f"{exc}. Nothing was built: fix the row and run the refresh again") from None
 
 
 def upstream_raw_tables(assets_def: dg.AssetsDefinition, keys: Iterable[dg.AssetKey]) -> set[str]:

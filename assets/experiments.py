@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from models.experiment_allocations import AllocationError, unknown_slugs
 from models.experiment_columns import HEALTH_COLUMN_DESCRIPTIONS, RESULT_COLUMN_DESCRIPTIONS
 from models.experiment_results import (
     HEALTH_COLUMNS,
@@ -31,6 +32,8 @@ from resources.warehouse import Warehouse
 HEALTH_KEY = dg.AssetKey("experiment_health")
 RESULTS_KEY = dg.AssetKey("experiment_results")
 SRM_CHECK = "no_sample_ratio_mismatch"
+# Where merchandising edits the intended split (the dbt seed `experiment_allocations`).
+SEED_FILE = "dbt_project/seeds/experiment_allocations.csv"
 # dbt assets this reads (models in the staging schema carry its name as a key prefix).
 UPSTREAM = [
     dg.AssetKey("experiment_variant_metrics"),
@@ -77,7 +80,16 @@ def build_experiment_assets(settings: ExperimentSettings, schema: str | None = N
         pool="warehouse_writer",
     )
     def experiment_statistics(context: dg.AssetExecutionContext, warehouse: Warehouse):
-        inputs = read_inputs(warehouse)
+        try:
+            inputs = read_inputs(warehouse)
+        except AllocationError as exc:
+            # No SRM test against a bad split: the tables keep the last good statistics.
+            raise dg.Failure(description=f"experiment statistics not computed: {exc}; fix {SEED_FILE} and run "
+                             "`pricing-ops refresh`") from exc
+        unknown = unknown_slugs(inputs["allocations"], {m.slug for m in inputs["metrics"]})
+        if unknown:
+            context.log.warning(f"{SEED_FILE} names slug(s) no exposure has: {', '.join(map(repr, unknown))}; "
+                                "their weights are unused (a typo, or an experiment not started yet?)")
         as_of = inputs["as_of"] or datetime.now(UTC).date()
         health, results = evaluate(inputs["metrics"], inputs["controls"], inputs["allocations"],
                                    inputs["multiple"], as_of, settings, inputs["window_journeys"])
@@ -93,6 +105,7 @@ def build_experiment_assets(settings: ExperimentSettings, schema: str | None = N
             "dagster/row_count": dg.MetadataValue.int(len(health)),
             "statuses": dg.MetadataValue.json(statuses),
             "rewritten_slugs": dg.MetadataValue.int(len(rewritten)),
+            "unknown_allocation_slugs": dg.MetadataValue.json(unknown),
             "decisions": dg.MetadataValue.md(table),
         })
         yield dg.MaterializeResult(asset_key=RESULTS_KEY, data_version=_content_version(results), metadata={

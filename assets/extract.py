@@ -12,6 +12,7 @@ The watermark is derived from the raw table itself, so there is no bookkeeping t
 """
 
 
+import contextlib
 import hashlib
 import json
 import time
@@ -42,7 +43,7 @@ from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers
     stage_ddl,
     staged_rows,
 )
-from resources.source import SourceDatabase
+from resources.source import SourceDatabase, SourceReadError
 from resources.stores.dbt_build_state import raw_fingerprint
 from resources.warehouse import Warehouse, WarehouseConnection
 
@@ -178,8 +179,13 @@ def _stream_new_rows(
                 f"where not exists (select 1 from {raw} t where t.{table.key} = s.{table.key}{overlap})",
                 params,
             )
-        finally:
-            conn.raw.unregister("_extract_in")
+        except BaseException:
+            # After a failed insert DuckDB refuses all but a rollback ("Current transaction is
+            # aborted"): the insert's own error (a source read that broke, say) is the cause.
+            with contextlib.suppress(Exception):
+                conn.raw.unregister("_extract_in")
+            raise
+        conn.raw.unregister("_extract_in")
     result.rows_read = rows_read[0]
 
 
@@ -335,30 +341,47 @@ def build_extract_assets(
         if source.kind == "api":
             yield from _versioned(warehouse, extract_from_api(context, source, warehouse, selected))
             return
-        results: dict[str, ExtractResult] = {}
-        for table in SOURCE_TABLES:
-            if table.name not in selected:
-                continue
-            full = config.full_resync and table.merge == "upsert_latest"
-            result = extract_table(source, warehouse, table, lookback, log=context.log, full=full)
-            context.log.info(
-                f"{table.name}: {result.rows_inserted} new, {result.rows_updated} updated, "
-                f"{result.rows_total} in warehouse ({result.seconds:.2f}s){' (full resync)' if full else ''}"
-            )
-            results[table.name] = result
-        if {ONBOARDING_JOURNEYS.name, ORDERS.name} <= selected:
-            for name, count in fetch_missing_references(source, warehouse).items():
-                if name in results and count:
-                    results[name].fetched_by_key = count
-                    results[name].rows_inserted += count
-                    results[name].rows_total += count
-                    context.log.info(f"{name}: {count} rows fetched by key (referenced, committed late)")
-        yield from _versioned(warehouse, (
-            dg.MaterializeResult(asset_key=raw_asset_key(name), metadata=result.metadata())
-            for name, result in results.items()
-        ))
+        try:
+            yield from _extract_tables(context, config, source, warehouse, selected, lookback)
+        except SourceReadError as exc:
+            # Its message is the cause in one line (table, database, why): the run's reason as is.
+            raise dg.Failure(description=str(exc)) from exc
 
     return extract_source
+
+
+def _extract_tables(
+    context: dg.AssetExecutionContext,
+    config: ExtractConfig,
+    source: SourceDatabase,
+    warehouse: Warehouse,
+    selected: set[str],
+    lookback: timedelta,
+) -> Iterator[dg.MaterializeResult]:
+    """Each selected source table brought up to date, then the rows they reference (see
+    `fetch_missing_references`); a materialization per table."""
+    results: dict[str, ExtractResult] = {}
+    for table in SOURCE_TABLES:
+        if table.name not in selected:
+            continue
+        full = config.full_resync and table.merge == "upsert_latest"
+        result = extract_table(source, warehouse, table, lookback, log=context.log, full=full)
+        context.log.info(
+            f"{table.name}: {result.rows_inserted} new, {result.rows_updated} updated, "
+            f"{result.rows_total} in warehouse ({result.seconds:.2f}s){' (full resync)' if full else ''}"
+        )
+        results[table.name] = result
+    if {ONBOARDING_JOURNEYS.name, ORDERS.name} <= selected:
+        for name, count in fetch_missing_references(source, warehouse).items():
+            if name in results and count:
+                results[name].fetched_by_key = count
+                results[name].rows_inserted += count
+                results[name].rows_total += count
+                context.log.info(f"{name}: {count} rows fetched by key (referenced, committed late)")
+    yield from _versioned(warehouse, (
+        dg.MaterializeResult(asset_key=raw_asset_key(name), metadata=result.metadata())
+        for name, result in results.items()
+    ))
 
 
 def _versioned(warehouse: Warehouse, results: Iterable[dg.MaterializeResult]) -> Iterator[dg.MaterializeResult]:

@@ -77,21 +77,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pricing-ops {args.command}: {exc}", file=sys.stderr)
         return 2
     from orchestration.log_hygiene import install_log_hygiene
+    from resources.interrupts import install_signal_watcher
 
     # No secret in any log line from here on, and no stack trace on stderr unless -v.
     install_log_hygiene(settings, trim_tracebacks=not args.verbose)
+    # SIGTERM (and Ctrl-C) stop a command within seconds, even one blocked in a database driver.
+    install_signal_watcher()
     try:
         result = args.func(args)
     except CommandError as exc:
-        print(f"pricing-ops {args.command}: {exc}", file=sys.stderr)
+        # The cause may quote a driver's message: redacted like every log line (a URL keeps its
+        # database and user, loses its password).
+        progress(f"pricing-ops {args.command}: {exc}")
         return 1
     except KeyboardInterrupt:
-        print(f"pricing-ops {args.command}: interrupted", file=sys.stderr)
+        from resources.interrupts import received_signal
+
+        print(f"pricing-ops {args.command}: interrupted by {received_signal() or 'SIGINT'}", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for the person, the traceback only with --verbose
         if args.verbose:
             raise
-        print(f"pricing-ops {args.command}: {root_cause_line(exc)}", file=sys.stderr)
+        progress(f"pricing-ops {args.command}: {root_cause_line(exc)}")
         return 1
     return int(result or 0)
 

@@ -31,6 +31,7 @@ def build_mailer(settings: Settings) -> Mailer:
         smtp_username=settings.SMTP_USERNAME,
         smtp_password=env_or_value("SMTP_PASSWORD", secret(settings.SMTP_PASSWORD)),
         smtp_starttls=settings.SMTP_STARTTLS,
+        allow_plaintext_auth=settings.SMTP_ALLOW_PLAINTEXT_AUTH,
         outbox_dir=str(settings.outbox_dir),
     )
 

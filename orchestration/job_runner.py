@@ -42,6 +42,7 @@ def run_job(
     from orchestration.assembly import JOBS_WITHOUT_DBT, build_definitions
     from orchestration.code_location import execute_in_location
     from orchestration.instance import prepare_dagster_home
+    from resources.interrupts import received_signal
     from sensors.run_failures import REPORTED_BY_LAUNCHER_TAG, failure_reason
 
     settings = settings or get_settings()
@@ -55,10 +56,24 @@ def run_job(
     with stdout_to_stderr(), dg.DagsterInstance.get() as instance:
         result = execute_in_location(job, config, instance, tags=REPORTED_BY_LAUNCHER_TAG)
     if not result.success:
+        stop = received_signal()
+        if stop:
+            reason = interrupted_reason(stop, result.all_events)
+            _alert(settings, job_name, result.run_id, reason)
+            raise CommandError(f"job {job_name} interrupted (run {result.run_id}): {reason}")
         reason = failure_reason(result.all_events)
         _alert(settings, job_name, result.run_id, reason)
         raise CommandError(f"job {job_name} failed (run {result.run_id}): {reason}")
     return result
+
+
+def interrupted_reason(signal_name: str, events: list[dg.DagsterEvent]) -> str:
+    """The reason of a run a stop signal ended: which signal, in which step, and what became of
+    its writes (the statement in flight was cancelled and its transaction rolled back)."""
+    steps = [e.step_key for e in events if e.is_failure and e.step_key]
+    where = f" in step {steps[0]}" if steps else ""
+    return (f"interrupted by {signal_name}{where}; the write in flight was rolled back, no table is "
+            "half-written: run it again to finish")
 
 
 def _alert(settings: Settings, job_name: str, run_id: str, reason: str) -> None:

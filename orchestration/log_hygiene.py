@@ -6,7 +6,11 @@ their errors. Rather than guard each call site, the process's log record factory
 record as it is made, whichever logger makes it: the root logger, the libraries', Dagster's
 `context.log` and its console logger (so the Dagster event log, stderr and the compute logs the UI
 shows get the same text). Each secret setting's value (and the password and token parts of a URL)
-becomes `***`; control characters from data (a slug with CR/LF forging a second line) are escaped.
+becomes `***`, except a database URL: only its password is secret, so it reads as the URL without
+its password (`postgresql://user@host:5432/db`), which says which database failed. HTTP
+credentials that client libraries log at DEBUG (botocore's `Authorization: AWS4-HMAC-SHA256
+Credential=..., Signature=...` header and signing steps, urllib3's headers) are blanked too.
+Control characters from data (a slug with CR/LF forging a second line) are escaped.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable
-from urllib.parse import quote, unquote, urlsplit
+from collections.abc import Iterable, Mapping
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from orchestration.settings import Settings
 
@@ -31,19 +35,73 @@ _STACK_MARKERS = ("\nStack Trace:", "\nTraceback (most recent call last):")
 # An error report's lines are its shape, not data: such a message keeps its newlines.
 _ERROR_REPORT = (*_STACK_MARKERS, "Error occurred while executing", "\nThe above exception")
 
-_state: dict[str, object] = {"secrets": (), "trim": False, "base": None}
+# Credentials an HTTP client logs (botocore at DEBUG logs every request's headers and its SigV4
+# signing steps): the header's value, and each `Credential=`/`Signature=` pair, in any quoting.
+_HTTP_CREDENTIALS = (
+    (re.compile(r"(?i)(['\"]?\b(?:proxy-)?authorization['\"]?\s*[:=]\s*)(b?'[^']*'|b?\"[^\"]*\"|[^\r\n,}]+)"),
+     r"\1'***'"),
+    (re.compile(r"(?i)(['\"]?\bx-amz-security-token['\"]?\s*[:=]\s*)(b?'[^']*'|b?\"[^\"]*\"|[^\s,}]+)"),
+     r"\1'***'"),
+    (re.compile(r"(?i)\b((?:x-amz-)?(?:credential|signature|security-token))=[^\s,&'\"]*"), r"<\1 redacted>"),
+    # botocore.auth: "Signature:\n<64 hex>" (its newline already escaped to a backslash-n here).
+    (re.compile(r"(?i)\b(signature:(?:\\n|\s)*)[0-9a-f]{64}\b"), r"\1***"),
+)
+_BLANKED_PASSWORD = re.compile(r"(\w://[^:/@\s]*):\*\*\*@")
+# URL schemes whose only secret part is the password: such a URL is shown without it.
+_DATABASE_SCHEMES = ("postgresql", "postgres", "duckdb", "sc")
+
+_state: dict[str, object] = {"secrets": (), "urls": (), "trim": False, "base": None}
 
 
-def secret_values(settings: Settings) -> list[str]:
-    """Every string that must not appear in a log: secret settings, their URL passwords and
-    tokens, percent-encoded and decoded."""
+def _secret_settings(settings: Settings) -> list[str]:
     values: list[str] = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if value is not None and hasattr(value, "get_secret_value"):
             values.append(value.get_secret_value())
-    values += [os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)]
-    return _expand(values)
+    return values + [os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name)]
+
+
+def is_database_url(value: str) -> bool:
+    """A URL whose one secret is its password (PostgreSQL, DuckDB, Spark Connect)."""
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    return scheme in _DATABASE_SCHEMES or scheme.startswith(("postgresql+", "postgres+"))
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user part and any `password=` parameter removed
+    (`postgresql://app:pw@db/shop` -> `postgresql://app@db/shop`); the rest as written."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if "@" in netloc and ":" in netloc.rsplit("@", 1)[0]:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    pairs = query.split("&") if query else []
+    kept = [pair for pair in pairs if pair.split("=", 1)[0].lower() != "password"]
+    if netloc == parts.netloc and kept == pairs:
+        return url
+    rebuilt = urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), parts.fragment))
+    # urlunsplit drops the `//` of an empty host (`postgresql:///db`): put it back.
+    return rebuilt if netloc else rebuilt.replace(f"{parts.scheme}:", f"{parts.scheme}://", 1)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every string that must not appear in a log: secret settings, their URL passwords and
+    tokens, percent-encoded and decoded. A database URL itself is not among them (see
+    `url_replacements`), only its password."""
+    return _expand(_secret_settings(settings))
+
+
+def url_replacements(settings: Settings) -> list[tuple[str, str]]:
+    """(database URL as set, the same URL without its password), longest first: what a log line
+    shows instead of `***`, so it still names the database."""
+    pairs: set[tuple[str, str]] = set()
+    for value in _secret_settings(settings):
+        if value and is_database_url(value):
+            for form in {value, unquote(value)}:
+                if without_password(form) != form:
+                    pairs.add((form, without_password(value)))
+    return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
 
 
 def _expand(values: Iterable[str]) -> list[str]:
@@ -51,7 +109,8 @@ def _expand(values: Iterable[str]) -> list[str]:
     for value in values:
         if not value:
             continue
-        out.update({value, unquote(value), quote(value, safe="")})
+        if not is_database_url(value):
+            out.update({value, unquote(value), quote(value, safe="")})
         if "://" in value:
             parts = urlsplit(value)
             if parts.password:
@@ -69,11 +128,18 @@ def _expand(values: Iterable[str]) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """`text` with every secret replaced by `***` and control characters (but newline and tab)
-    escaped."""
+    """`text` with every secret replaced by `***` (a database URL by its form without password),
+    HTTP credentials blanked and control characters (but newline and tab) escaped."""
+    for value, shown in _state["urls"]:  # type: ignore[union-attr]
+        if value in text:
+            text = text.replace(value, shown)
     for value in secrets if secrets is not None else _state["secrets"]:  # type: ignore[union-attr]
         if value in text:
             text = text.replace(value, REDACTED)
+    # A URL a driver rebuilt (host and port made explicit) keeps its user, loses its blanked password.
+    text = _BLANKED_PASSWORD.sub(r"\1@", text)
+    for pattern, replacement in _HTTP_CREDENTIALS:
+        text = pattern.sub(replacement, text)
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
@@ -95,6 +161,7 @@ def install_log_hygiene(settings: Settings, trim_tracebacks: bool | None = None)
     `trim_tracebacks` (the CLI without `-v`): Dagster's failure lines end before their stack trace
     (the Dagster UI keeps the structured error with its stack)."""
     _state["secrets"] = tuple(secret_values(settings))
+    _state["urls"] = tuple(url_replacements(settings))
     if trim_tracebacks is not None:
         _state["trim"] = trim_tracebacks
     if _state["base"] is not None:
@@ -106,7 +173,8 @@ def install_log_hygiene(settings: Settings, trim_tracebacks: bool | None = None)
         record = base(*args, **kwargs)
         try:
             if record.args:
-                if isinstance(record.args, dict):
+                # A single mapping argument (botocore logs its headers with `%r`) is kept a mapping.
+                if isinstance(record.args, Mapping):
                     record.args = {k: _escape_arg(v) for k, v in record.args.items()}
                 else:
                     record.args = tuple(_escape_arg(v) for v in record.args)

@@ -42,6 +42,7 @@ def build_source(settings: Settings, resolved: bool = False) -> SourceDatabase:
         api_base_url=settings.ONBOARDING_EXPORT_API_BASE_URL,
         api_key=env_or_value("CHECKOUT_API_KEY", secret(settings.CHECKOUT_API_KEY), resolved),
         schema_name=settings.SOURCE_SCHEMA,
+        statement_timeout_seconds=settings.SOURCE_STATEMENT_TIMEOUT.total_seconds(),
     )
 
 

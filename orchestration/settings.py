@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     CHECKOUT_API_KEY: SecretStr | None = None
     SOURCE_SCHEMA: str = "public"
     EXTRACT_LOOKBACK: timedelta = timedelta(minutes=10)
+    # Longest a statement on the source database may run or wait for a lock: a locked table ends the
+    # read in one line (which table, which database, who holds the lock) instead of a hang.
+    SOURCE_STATEMENT_TIMEOUT: timedelta = timedelta(minutes=5)
     REFRESH_CRON: str = "*/15 * * * *"
     # Full re-read of the tables that change in place (orders, journeys): repairs late commits.
     EXTRACT_RESYNC_CRON: str = "0 3 * * *"
@@ -64,6 +67,9 @@ class Settings(BaseSettings):
     SMTP_USERNAME: str | None = None
     SMTP_PASSWORD: SecretStr | None = None
     SMTP_STARTTLS: bool = True
+    # A login over an unencrypted connection (SMTP_STARTTLS=false, not port 465) is refused unless
+    # this says the relay is trusted: the password would cross the network in cleartext.
+    SMTP_ALLOW_PLAINTEXT_AUTH: bool = False
     DIGEST_EMAIL_TO: str = "concierge-leads@smplat.local"
     DIGEST_EMAIL_FROM: str = "pricing-ops@smplat.local"
 
@@ -149,7 +155,7 @@ class Settings(BaseSettings):
             raise ValueError(f"EXPERIMENT_MIN_JOURNEYS must be a whole number of 2 or more (default 100), got {value}")
         return value
 
-    @field_validator("EXTRACT_LOOKBACK", mode="before")
+    @field_validator("EXTRACT_LOOKBACK", "SOURCE_STATEMENT_TIMEOUT", mode="before")
     @classmethod
     def _lookback(cls, value: object) -> object:
         """Accept plain seconds ("600") besides ISO 8601 durations ("PT10M")."""
@@ -163,6 +169,13 @@ class Settings(BaseSettings):
         # A zero or negative overlap skips rows that commit late, for good.
         if value <= timedelta(0):
             raise ValueError("must be a positive duration (the overlap re-read each run); set e.g. PT10M or 600")
+        return value
+
+    @field_validator("SOURCE_STATEMENT_TIMEOUT")
+    @classmethod
+    def _statement_timeout_positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be a duration of at least 1 second (default 5 minutes); set e.g. PT5M or 300")
         return value
 
     @field_validator("WAREHOUSE_SCHEMA")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from models.experiment_allocations import AllocationRow, validated_allocations
 from models.experiment_digest import ChallengerResult, SlugExperiment
 from models.experiment_power import rate_window
 from models.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS, HealthRow, MetricRow, ResultRow
@@ -39,9 +40,10 @@ def _ddl(qualified: str, columns: Sequence[str]) -> str:
 
 
 def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
-    """What the statistics need: metrics rows, controls, allocations (the seed, when built), the
-    journeys left out for seeing two or more variants, and each slug's daily journeys summed over
-    the rate window before the as-of date (days_needed), all per slug."""
+    """What the statistics need: metrics rows, controls, allocations (the seed, when built; a bad
+    row raises `AllocationError`), the journeys left out for seeing two or more variants, and each
+    slug's daily journeys summed over the rate window before the as-of date (days_needed), all per
+    slug."""
     schema, staging = warehouse.schema, warehouse.staging_schema
     with warehouse.connect(read_only=True) as conn:
         metrics = [
@@ -63,9 +65,13 @@ def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
             controls.setdefault(slug, []).append(key)
         allocations: dict[str, dict[str, float]] = {}
         if conn.table_exists(staging, "experiment_allocations"):
-            for slug, key, weight in conn.fetchall(
-                    f"select slug, variant_key, weight from {staging}.experiment_allocations"):
-                allocations.setdefault(slug, {})[key] = float(weight)
+            # Checked again as loaded (a seed loaded by hand, or by an older version, never reached
+            # the file check): an SRM test never runs against a bad split (AllocationError).
+            rows = [AllocationRow(slug, key, weight, f"row (slug {slug!r}, variant_key {key!r})")
+                    for slug, key, weight in conn.fetchall(
+                        f"select slug, variant_key, weight from {staging}.experiment_allocations "
+                        "order by slug, variant_key")]
+            allocations = validated_allocations(rows, f"{staging}.experiment_allocations")
         multiple = {slug: int(n) for slug, n in conn.fetchall(
             f"select slug, count(*) from {staging}.int_experiment_journey_arms "
             "where is_multiple_exposure group by slug")}

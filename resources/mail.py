@@ -3,7 +3,9 @@ outbox so the embedded default shows the digest without any account (contract se
 
 Transient failures (connection errors, time-outs, 4xx replies) are retried with exponential
 back-off; permanent ones (5xx, TLS or login refused) fail at once. The password never appears in
-a log line or an error message.
+a log line or an error message, and never crosses the network in cleartext: a login over a
+connection that is not encrypted (SMTP_STARTTLS=false, not port 465) is refused before connecting,
+unless SMTP_ALLOW_PLAINTEXT_AUTH=true says the relay is trusted (on this host, say).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class Mailer(ConfigurableResource):
     smtp_username: str | None = Field(default=None, description="SMTP_USERNAME; login only when set")
     smtp_password: str | None = Field(default=None, description="SMTP_PASSWORD (secret: set via EnvVar)")
     smtp_starttls: bool = Field(default=True, description="SMTP_STARTTLS: upgrade the connection before login")
+    allow_plaintext_auth: bool = Field(
+        default=False,
+        description="SMTP_ALLOW_PLAINTEXT_AUTH: log in even when the connection is not encrypted (a trusted relay)",
+    )
     tls_ca_file: str | None = Field(
         default=None, description="CA bundle to trust for the SMTP server's certificate; default: system CAs"
     )
@@ -61,6 +67,22 @@ class Mailer(ConfigurableResource):
     @property
     def mode(self) -> str:
         return "smtp" if self.smtp_host else "outbox"
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the connection is encrypted before any login: implicit TLS (465) or STARTTLS."""
+        return self.smtp_port == 465 or self.smtp_starttls
+
+    def cleartext_login_problem(self) -> str | None:
+        """Why this configuration must not log in (the password would cross the network in
+        cleartext), or None."""
+        if not self.smtp_host or not self.smtp_username or self.encrypted or self.allow_plaintext_auth:
+            return None
+        return (
+            f"refusing to send the SMTP password of {self.smtp_username!r} to {self.smtp_host}:{self.smtp_port} "
+            "in cleartext (SMTP_STARTTLS=false and port is not 465); set SMTP_STARTTLS=true (or SMTP_PORT=465), "
+            "or SMTP_ALLOW_PLAINTEXT_AUTH=true for a trusted relay"
+        )
 
     def describe(self) -> str:
         """Where mail goes, without secrets."""
@@ -74,6 +96,10 @@ class Mailer(ConfigurableResource):
         """
         if not self.smtp_host:
             return self._write_outbox(message, outbox_name)
+        problem = self.cleartext_login_problem()
+        if problem:
+            # Before connecting: not even a first attempt carries the password.
+            raise MailDeliveryError(problem)
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.max_attempts),
@@ -120,6 +146,8 @@ class Mailer(ConfigurableResource):
                 client.starttls(context=context)
                 client.ehlo()
             if self.smtp_username:
+                if not (self.encrypted or self.allow_plaintext_auth):  # send() refuses this first
+                    raise MailDeliveryError(self.cleartext_login_problem() or "cleartext SMTP login refused")
                 client.login(self.smtp_username, self.smtp_password or "")
             return client.send_message(message)
 

@@ -79,10 +79,13 @@ class PostgresTarget:
         }
 
     def describe(self) -> str:
-        """Where it points: server and database, no credentials."""
+        """Where it points: user, server and database, never the password
+        (`postgresql://app@db:5432/shop`)."""
+        user = quote(self.user, safe="")
         if self.is_socket:
-            return f"postgresql:///{self.dbname}?host={self.host}&port={self.port}"
-        return f"postgresql://{self.host}:{self.port}/{self.dbname}"
+            return f"postgresql://{user}@/{quote(self.dbname, safe='')}?host={self.host}&port={self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"postgresql://{user}@{host}:{self.port}/{quote(self.dbname, safe='')}"
 
 
 def resolve_postgres_url(url: str, environ: Mapping[str, str] | None = None) -> PostgresTarget:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from resources.interrupts import CANCEL_TIMEOUT_S, cancel_on_signal
 from resources.postgres_url import is_postgres_url, resolve_postgres_url
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
@@ -285,7 +287,11 @@ class Warehouse(ConfigurableResource):
             raw = psycopg.connect(loc.dsn, options="-c TimeZone=UTC", autocommit=False)
             conn = WarehouseConnection("postgres", raw)
         try:
-            yield conn
+            # A stop signal interrupts the statement in flight (a blocked DuckDB scan, a Postgres
+            # wait), which rolls the transaction back: nothing half-written.
+            cancel = raw.interrupt if loc.kind == "duckdb" else partial(raw.cancel_safe, timeout=CANCEL_TIMEOUT_S)
+            with cancel_on_signal(cancel):
+                yield conn
             raw.commit()
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be gone: the first error is the one to raise
@@ -305,7 +311,7 @@ class Warehouse(ConfigurableResource):
         import adbc_driver_postgresql.dbapi as pg_dbapi
 
         schema, table = qualified_table.split(".", 1)
-        with pg_dbapi.connect(self.location.dsn or "") as adbc, adbc.cursor() as cur:
+        with pg_dbapi.connect(self.location.dsn or "") as adbc, adbc.cursor() as cur, cancel_on_signal(cur.adbc_cancel):
             cur.execute(f"drop table if exists {qualified_table}")
             cur.execute(ddl)
             rows = cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)

@@ -62,6 +62,7 @@ BAD_SETTINGS = [
     ({"ONBOARDING_EXPORT_DATABASE_URL": "mysql://u:hunter2@db/x"}, "setting ONBOARDING_EXPORT_DATABASE_URL: not a PostgreSQL URL"),
     ({"EXPERIMENT_CORRECTION": "bonferroni"}, "setting EXPERIMENT_CORRECTION must be holm (default), bh or none"),
     ({"EXPERIMENT_TARGET_MDE": "0"}, "setting EXPERIMENT_TARGET_MDE must be a relative lift above 0"),
+    ({"SOURCE_STATEMENT_TIMEOUT": "0"}, "setting SOURCE_STATEMENT_TIMEOUT must be a duration of at least 1 second"),
 ]
 
 

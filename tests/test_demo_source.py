@@ -396,7 +396,7 @@ def test_postgres_gets_the_same_rows_and_a_usable_identity(demo, fresh_database)
     summary = write_demo_source(events=EVENTS, seed=7, postgres_url=url, schema="source", now=NOW,
                                 progress=lines.append)
     assert "s3cret-pw" not in str(summary) + "\n".join(lines)
-    assert summary.target == f"postgresql://127.0.0.1:5432/{fresh_database} schema source"
+    assert summary.target == f"postgresql://postgres@127.0.0.1:5432/{fresh_database} schema source"
 
     with psycopg.connect(url, options="-c TimeZone=America/Los_Angeles") as pg:
         pg.execute("set search_path = source")
@@ -452,5 +452,5 @@ def test_misuse_fails_with_a_clear_message_and_no_secret(tmp_path):
     with pytest.raises(DemoSourceError) as failure:
         write_demo_source(events=10, postgres_url="postgresql://postgres:hunter22@127.0.0.1:1/nowhere",
                           progress=lambda _: None)
-    assert "postgresql://127.0.0.1:1/nowhere" in str(failure.value) and "hunter22" not in str(failure.value)
+    assert "postgresql://postgres@127.0.0.1:1/nowhere" in str(failure.value) and "hunter22" not in str(failure.value)
     assert not (tmp_path / "a.duckdb").exists()

@@ -69,6 +69,9 @@ def test_no_secret_reaches_stdout_stderr_the_event_log_or_the_compute_logs(pg_ur
                 "CHECKOUT_API_KEY": API_KEY,
                 "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_STARTTLS": "false",
                 "SMTP_USERNAME": "digest-bot", "SMTP_PASSWORD": SMTP_PASSWORD,
+                # A login over plain text is refused unless allowed (tests/test_smtp_cleartext.py);
+                # allowed here, so the server's refusal of the login is what gets reported.
+                "SMTP_ALLOW_PLAINTEXT_AUTH": "true",
             })
             def run(*args: str) -> subprocess.CompletedProcess:
                 return subprocess.run([str(PRICING_OPS), *args], cwd=tmp_path, env=env, capture_output=True,
