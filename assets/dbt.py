@@ -51,6 +51,7 @@ from resources.stores.dbt_build_state import (
     record_builds,
 )
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import WarehouseWriter
 
 
 class PricingDbtCli(DbtCliResource):
@@ -183,7 +184,8 @@ def build_dbt_assets(
     # unserializable); the translator attaches the code references, the `dbt` resource has the path.
     @dbt_assets(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR)
     def pricing_dbt_models(
-        context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
+        context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse,
+        warehouse_writer: WarehouseWriter,  # held for the whole run: one writer on the warehouse
     ):
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
         inputs = _inputs_by_asset(context, warehouse, as_of, variables)

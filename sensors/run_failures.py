@@ -41,7 +41,13 @@ def failure_reason(events: Iterable[dg.DagsterEvent]) -> str:
             while error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
             return f"step {event.step_key}: " + _one_line(error.message)
-        if event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE and error is not None:
+            # A run that failed before any step (a resource, e.g. the warehouse writer lock, could
+            # not start): its own error's root cause, not "An exception was thrown during execution".
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            run_message = _one_line(error.message)
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
             run_message = _one_line(event.message)
     return run_message or _UNKNOWN
 
