@@ -85,11 +85,10 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
-@contextmanager
-def open_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+def new_instance(home: Path) -> dg.DagsterInstance:
     """`DagsterInstance.get()` for the prepared `home`, created under a file lock: two commands
     starting at once on a new DAGSTER_HOME would otherwise both create its SQLite tables, and one
-    would fail (`table ... already exists`)."""
+    would fail (`table ... already exists`). The caller disposes of it."""
     import fcntl
 
     import dagster as dg
@@ -97,8 +96,13 @@ def open_instance(home: Path) -> Iterator[dg.DagsterInstance]:
     with open(home / ".instance-init.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            instance = dg.DagsterInstance.get()
+            return dg.DagsterInstance.get()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    with instance:
+
+
+@contextmanager
+def open_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """`new_instance(home)` for the block, disposed of after it."""
+    with new_instance(home) as instance:
         yield instance
