@@ -217,10 +217,15 @@ def build_dbt_assets(
         ):
             if code_version() != loaded_version:
                 args += added_nodes_excluded(context, dbt, target, variables, nodes)
-            events = list(dbt.cli(args, context=context, target_path=target).stream())
+            # Not raised by dagster-dbt before the events are reported: a failing test's result is
+            # recorded (readiness reads it: a warehouse whose tests fail is not ready).
+            invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
+            events = list(invocation.stream())
+            failure = None if invocation.is_successful() else invocation.get_error()
         context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
-        # Enrich materializations once dbt has exited (DuckDB allows one process on the file).
-        relations = _relations_of(context, events, warehouse, nodes)
+        # Enrich materializations once dbt has exited (DuckDB allows one process on the file); after a
+        # failure the warehouse may be what failed: the cause is reported, not a second error.
+        relations = _relations_of(context, events, warehouse, nodes) if failure is None else {}
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
             if isinstance(event, dg.Output):
@@ -232,7 +237,9 @@ def build_dbt_assets(
                 )
             else:
                 yield event
-        # Reached only when dbt succeeded (dagster-dbt raises on a failed node or test).
+        if failure is not None:
+            # What did build is reported above (and each test's result, failing ones included).
+            raise failure
         record_builds(warehouse, inputs, context.run.run_id)
 
     return pricing_dbt_models, project

@@ -1,7 +1,8 @@
 """One writer per warehouse: refreshes started together take turns (real `pricing-ops refresh`
 processes on a real PostgreSQL warehouse) and leave the marts a full rebuild makes; a writer that
 waits too long gives up in one line naming the run that holds the warehouse; two dbt builds of an
-incremental model that do overlap add nothing twice."""
+incremental model that do overlap add nothing twice; a warehouse corrupted anyway is reported by
+readyz and repaired by `refresh --full-refresh`."""
 
 from __future__ import annotations
 
@@ -84,28 +85,55 @@ def test_refreshes_started_together_take_turns_and_leave_the_marts_of_a_full_reb
                   for r in after_together["experiment_conversion_snapshot"]}
     assert conversion == {k: v[:3] for k, v in ds.CONVERSION.items()}
 
-    # The repair path rebuilds every incremental model from all rows: the very same marts.
+    # Two dbt builds of the payload parser that do overlap (past the writer lock: a killed run's
+    # dbt going on, a build by hand) take turns on its table, and add a new event's entry once. The
+    # event's only entry is a reject: the marts do not change.
+    _overlapping_builds_add_nothing_twice(source_url, warehouse_url, tmp_path, count)
+
+    # A warehouse corrupted as two unguarded builds left it (a row twice): the refresh fails on the
+    # unique test, readyz says so and how to repair it, and the repair makes the marts of a full
+    # rebuild, which are those the refreshes started together made.
     from orchestration.cli import main
     from orchestration.settings import get_settings
 
     for name, value in env.items():
-        if name not in os.environ or os.environ[name] != value:
-            monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    capfd.readouterr()
-    try:
-        assert main(["refresh", "--full-refresh", "--as-of-date", ds.AS_OF]) == 0
-    finally:
-        get_settings.cache_clear()
-    err = capfd.readouterr().err
-    assert "(full refresh)" in err and "with every model rebuilt" in err
-    assert {mart: pg_mart_rows(warehouse_url, mart) for mart in MARTS} == after_together
-    assert entries(warehouse_url) == (count, distinct)
 
-    # Two dbt builds of the payload parser that do overlap (past the writer lock: a killed run's
-    # dbt going on, a build by hand) take turns on its table, and add the new event's entries once.
-    _overlapping_builds_add_nothing_twice(source_url, warehouse_url, tmp_path, count)
+    def cli(*args: str) -> tuple[int, str, str]:
+        get_settings.cache_clear()
+        capfd.readouterr()
+        try:
+            code = main(list(args))
+        finally:
+            get_settings.cache_clear()
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute(f"insert into {ENTRIES} select * from {ENTRIES} where event_id = 1")
+    assert entries(warehouse_url) == (count + 2, count + 1)
+    code, _, err = cli("refresh", "--as-of-date", ds.AS_OF)
+    assert code == 1, err[-3000:]
+    code, out, err = cli("readyz")
+    warehouse = json.loads(out)["components"]["warehouse"]
+    assert (code, warehouse["status"], warehouse["ready"]) == (1, "failing", False)
+    [failing] = warehouse["failing_tests"]
+    assert failing["model"] == "int_pricing_experiment_entries"
+    assert failing["test"].startswith("unique_combination_of_columns_int_pricing_experiment_entries")
+    assert failing["failed_rows"] == 1
+    assert warehouse["message"].endswith(
+        "duplicate rows (two builds at once?): repair with `pricing-ops refresh --full-refresh`, which rebuilds "
+        "every incremental model from the raw tables")
+    assert "warehouse failing: dbt tests fail: unique_combination_of_columns_int_pricing_experiment_entries" in err
+
+    code, _, err = cli("refresh", "--full-refresh", "--as-of-date", ds.AS_OF)
+    assert code == 0, err[-3000:]
+    assert "(full refresh)" in err and "with every model rebuilt" in err
+    assert entries(warehouse_url) == (count + 1, count + 1)
+    assert {mart: pg_mart_rows(warehouse_url, mart) for mart in MARTS} == after_together
+    code, out, err = cli("readyz")
+    assert json.loads(out)["components"]["warehouse"]["status"] == "ok", out
 
 
 def _overlapping_builds_add_nothing_twice(source_url: str, warehouse_url: str, tmp_path: Path, before: int) -> None:
@@ -119,9 +147,9 @@ def _overlapping_builds_add_nothing_twice(source_url: str, warehouse_url: str, t
     from resources.source import SourceDatabase
 
     with psycopg.connect(source_url, autocommit=True) as conn:
+        # Ingested last (the incremental extract reads it); a slug that is not a string: a reject.
         insert_rows("postgres", conn, "onboarding_journey_events", [ds._event(
-            9001, "j1", "2026-11-19T12:00:00Z", [ds._exp("spring-offer", "b"), ds._exp("neutral", "a")],
-            ingested="2026-11-22T00:00:00Z")])  # the latest ingested: the incremental extract reads it
+            9001, "j1", "2026-11-19T12:00:00Z", [{"slug": 5, "variantKey": "b"}], ingested="2026-11-22T00:00:00Z")])
     warehouse = Warehouse(url=warehouse_url)
     loaded = extract_table(SourceDatabase(database_url=source_url), warehouse, ONBOARDING_JOURNEY_EVENTS,
                            timedelta(minutes=10))
@@ -161,7 +189,7 @@ def _overlapping_builds_add_nothing_twice(source_url: str, warehouse_url: str, t
     for code, out in outputs:
         assert code == 0, out[-3000:]
     count, distinct = entries(warehouse_url)
-    assert (count, distinct) == (before + 2, before + 2)
+    assert (count, distinct) == (before + 1, before + 1)
 
 
 @pytest.mark.postgres
