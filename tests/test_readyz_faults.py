@@ -205,7 +205,7 @@ exec "$PRICING_OPS" readyz > "$OUT" 2> "$FULL/readyz.err"
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
-def test_readyz_prints_its_json_on_a_full_disk(tmp_path, make_pg_database, kind):
+def test_readyz_prints_its_json_on_a_full_disk(tmp_path, monkeypatch, make_pg_database, kind):
     """DATA_DIR (Dagster's storage, the DuckDB warehouse, stderr's file) on a tmpfs filled to the
     last byte, in a mount namespace of the readyz process's own."""
     if not _can_mount_tmpfs():
@@ -217,10 +217,11 @@ def test_readyz_prints_its_json_on_a_full_disk(tmp_path, make_pg_database, kind)
     # made beside, then copied onto the disk that fills up.
     create_all_marts(Warehouse(url=pg_url or f"duckdb:///{prepared / 'warehouse.duckdb'}", schema_name="analytics"))
     write_duckdb_source(prepared / "demo_source.duckdb", {})
-    subprocess.run([str(BIN / "pricing-ops"), "readyz"], cwd=tmp_path,
-                   env=_env(prepared, WAREHOUSE_URL=pg_url or f"duckdb:///{prepared / 'warehouse.duckdb'}"),
-                   capture_output=True, check=False, timeout=120)
-    assert (prepared / "dagster_home" / "dagster.yaml").exists()
+    from orchestration.instance import new_instance, prepare_dagster_home
+    from orchestration.settings import Settings
+
+    monkeypatch.setenv("DAGSTER_HOME", str(prepared / "dagster_home"))
+    new_instance(prepare_dagster_home(Settings(_env_file=None, DATA_DIR=prepared))).dispose()
     env = _env(full, WAREHOUSE_URL=pg_url or f"duckdb:///{full / 'warehouse.duckdb'}")
     out = tmp_path / "readyz.json"
     script = {**env, "FULL": str(full), "PREPARED": str(prepared), "OUT": str(out),
