@@ -53,6 +53,7 @@ from resources.stores.dbt_build_state import (
     record_builds,
 )
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import WarehouseWriter
 
 
 class PricingDbtCli(DbtCliResource):
@@ -188,7 +189,8 @@ def build_dbt_assets(
     # unserializable); the translator attaches the code references, the `dbt` resource has the path.
     @dbt_assets(manifest=project.manifest_path, dagster_dbt_translator=TRANSLATOR)
     def pricing_dbt_models(
-        context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse
+        context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: Warehouse,
+        warehouse_writer: WarehouseWriter,  # held for the whole run: one writer on the warehouse
     ):
         if ALLOCATIONS_SEED_KEY in context.selected_asset_keys:
             # The file of the project this resource runs (the one dbt would load).
@@ -223,7 +225,8 @@ def build_dbt_assets(
         ):
             if code_version() != loaded_version:
                 args += added_nodes_excluded(context, dbt, target, variables, nodes)
-            # Not raised by dagster-dbt: its error names the command, not the cause (assets/dbt_failures.py).
+            # Not raised by dagster-dbt: its error names the command, not the cause (assets/dbt_failures.py);
+            # raised after the events are reported, so a failing test's result is recorded (readiness reads it).
             invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
             events = list(invocation.stream())
             failure = None

@@ -28,6 +28,7 @@ from models.experiment_results import (
 from models.marts import EXPERIMENT_HEALTH, EXPERIMENT_RESULTS
 from resources.experiment_tables import column_type, read_inputs, replace_results
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import WarehouseWriter
 
 HEALTH_KEY = dg.AssetKey("experiment_health")
 RESULTS_KEY = dg.AssetKey("experiment_results")
@@ -79,7 +80,10 @@ def build_experiment_assets(settings: ExperimentSettings, schema: str | None = N
                                        description="No slug has a sample ratio mismatch")],
         pool="warehouse_writer",
     )
-    def experiment_statistics(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    def experiment_statistics(
+        context: dg.AssetExecutionContext, warehouse: Warehouse,
+        warehouse_writer: WarehouseWriter,  # held for the whole run: one writer on the warehouse
+    ):
         try:
             inputs = read_inputs(warehouse)
         except AllocationError as exc:

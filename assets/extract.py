@@ -46,6 +46,7 @@ from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers
 from resources.source import SourceDatabase, SourceReadError
 from resources.stores.dbt_build_state import raw_fingerprint
 from resources.warehouse import Warehouse, WarehouseConnection
+from resources.warehouse_writer import WarehouseWriter
 
 EXTRACT_GROUP = "extract"
 # DuckDB buffer cap while streaming an append-only table in (see _stream_new_rows).
@@ -333,6 +334,7 @@ def build_extract_assets(
         config: ExtractConfig,
         source: SourceDatabase,
         warehouse: Warehouse,
+        warehouse_writer: WarehouseWriter,  # held for the whole run: one writer on the warehouse
     ):
         lookback = (
             timedelta(seconds=config.lookback_seconds) if config.lookback_seconds is not None else default_lookback

@@ -4,7 +4,9 @@ each component shows in the UI as an asset check on the assets it judges (`build
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset context annotation at runtime.
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +25,7 @@ from models.readiness import (
     CONVERSION_MART,
     Component,
     ExportRun,
+    FailingTest,
     GuardrailRun,
     ReadinessReport,
     experiments_component,
@@ -31,6 +34,7 @@ from models.readiness import (
     marts_component,
     redact,
     source_component,
+    timed_out,
     warehouse_component,
     weekly_digest_component,
 )
@@ -43,6 +47,10 @@ from resources.stores.guardrail_tables import STATE as AUTOMATION_STATE
 from resources.warehouse import Warehouse, WarehouseConnection
 
 READINESS_CHECKS = "readiness_checks"
+# How long a probe may take when the caller sets no READYZ_TIMEOUT.
+DEFAULT_TIMEOUT_S = 10.0
+# The job whose dbt tests say whether the warehouse holds what its models promise.
+REFRESH_JOB = "refresh"
 # Enough history to count failures in a row far past the escalation threshold.
 EXPORT_RUNS_READ = 50
 
@@ -51,21 +59,35 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def probe_source(source: SourceDatabase) -> Component:
+def _is_lock_wait(exc: BaseException) -> bool:
+    """A PostgreSQL statement cancelled by lock_timeout or statement_timeout."""
+    import psycopg
+
+    return isinstance(exc, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled))
+
+
+def probe_source(source: SourceDatabase, timeout_s: float = DEFAULT_TIMEOUT_S) -> Component:
+    """The source's tables readable: missing ones named, and on PostgreSQL locked ones too (each
+    read waits a share of `timeout_s` for its lock, never longer)."""
     kind, location = source.kind, source.describe()
     if not source.has_tables:
         return source_component(kind, location, [], None)
-    missing = []
+    missing, locked = [], []
+    lock_wait = max(0.2, timeout_s / (len(SOURCE_TABLES) + 1))
     try:
         with source.connect() as conn:
+            if conn.kind == "postgres":
+                ms = int(lock_wait * 1000)
+                conn.execute(f"set lock_timeout = {ms}")
+                conn.execute(f"set statement_timeout = {2 * ms}")  # a lock wait ends first, as such
             for table in SOURCE_TABLES:
                 try:
                     conn.fetchall(f"select 1 from {source.table(table.name)} limit 0")
-                except Exception:  # noqa: BLE001 - the source connection is autocommit: a failed probe spoils nothing
-                    missing.append(table.name)
+                except Exception as exc:  # noqa: BLE001 - the source connection is autocommit: a failed probe spoils nothing
+                    (locked if _is_lock_wait(exc) else missing).append(table.name)
     except Exception as exc:  # noqa: BLE001 - a probe reports any failure as not ready
         return source_component(kind, location, [], _error(exc))
-    return source_component(kind, location, missing, None)
+    return source_component(kind, location, missing, None, locked, lock_wait)
 
 
 def mart_build_times(
@@ -123,59 +145,188 @@ def _guardrails(conn: WarehouseConnection, schema: str) -> tuple[GuardrailRun | 
     return last, paused
 
 
+def failing_dbt_tests(instance: dg.DagsterInstance | None) -> list[FailingTest]:
+    """The dbt tests (asset checks) that failed in the last finished refresh and whose latest result,
+    by any run since, is still a failure (a repair in the UI counts)."""
+    if instance is None:
+        return []
+    [*last] = instance.get_run_records(
+        dg.RunsFilter(job_name=REFRESH_JOB, statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]),
+        limit=1,
+    )
+    if not last:
+        return []
+    run_id = last[0].dagster_run.run_id
+    failed: dict[dg.AssetCheckKey, FailingTest] = {}
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        unique_id = getattr(evaluation.metadata.get("unique_id"), "value", "")
+        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR or not str(unique_id).startswith("test."):
+            continue  # dbt's tests only: the readiness and SRM checks say their own things
+        rows = getattr(evaluation.metadata.get("dagster_dbt/failed_row_count"), "value", None)
+        failed[evaluation.asset_check_key] = FailingTest(
+            evaluation.check_name, evaluation.asset_key.path[-1], run_id, int(rows) if rows is not None else None
+        )
+    if not failed:
+        return []
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(failed))
+    still = [key for key in failed if key in latest and latest[key].status.value == "FAILED"]
+    return [failed[key] for key in still]
+
+
 def collect_readiness(
     warehouse: Warehouse,
     source: SourceDatabase,
     options: DigestOptions,
     instance: dg.DagsterInstance | None,
     now: datetime | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    extra: Sequence[Component] = (),
+    deadline: float | None = None,
 ) -> ReadinessReport:
-    """Probe everything once and build the report (each probe's failure is its component's error)."""
+    """Probe everything once, within `timeout_s`, and build the report (each probe's failure is its
+    component's error; a probe still waiting at the deadline, on a locked table or a server that
+    does not answer, is reported as such and left behind). `extra`: components the caller found
+    (the Dagster instance it could not open). `deadline` (`time.monotonic()`): when the answer is due
+    when it is not `timeout_s` from now (the caller spent some of READYZ_TIMEOUT already)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     schema = warehouse.schema
-    components: dict[str, Component] = {"source": probe_source(source)}
-    try:
-        with warehouse.connect() as conn:
-            conn.fetchone("select 1")
-    except Exception as exc:  # noqa: BLE001 - a probe reports any failure as not ready
-        components["warehouse"] = warehouse_component(warehouse.kind, warehouse.describe(), _error(exc))
-        for name in COMPONENTS:
-            components.setdefault(name, Component(name, "error", "not checked: the warehouse is unreachable"))
-        return ReadinessReport(now, tuple(components[name] for name in COMPONENTS))
-    components["warehouse"] = warehouse_component(warehouse.kind, warehouse.describe(), None)
+    deadline = deadline if deadline is not None else time.monotonic() + timeout_s
+    probes = _Probes(deadline)
+    # The probes' own waits (locks, a busy DuckDB file, connecting) end a little before the answer
+    # is due, so that they report what they waited for rather than a bare "no answer".
+    own_deadline = deadline - min(1.0, timeout_s / 4)
 
-    def probe(read: Callable[[WarehouseConnection], dict[str, Component]], *names: str) -> None:
-        # A connection per probe: a failed query (say, a table of another shape) spoils only its
-        # own components, also on Postgres where it would abort the whole transaction.
-        try:
-            with warehouse.connect() as conn:
-                components.update(read(conn))
-        except Exception as exc:  # noqa: BLE001 - a probe reports any failure as not ready
-            for name in names:
-                components[name] = Component(name, "error", f"check failed: {redact(_error(exc))}")
+    def remaining() -> float:
+        return max(0.1, own_deadline - time.monotonic())
+
+    def connect():
+        return warehouse.connect(timeout_s=remaining())
+
+    probes.start(("source",), lambda: {"source": probe_source(source, remaining())})
+
+    def ping() -> dict[str, Component]:
+        with connect() as conn:
+            conn.fetchone("select 1")
+        return {"warehouse": warehouse_component(
+            warehouse.kind, warehouse.describe(), None, failing_dbt_tests(instance))}
 
     max_age = options.marts_freshness_minutes
 
-    def marts_and_digest(conn: WarehouseConnection) -> dict[str, Component]:
-        missing, built, built_source = mart_build_times(conn, schema, instance)
-        # The weekly digest depends on the conversion feed: the snapshot mart's own freshness.
-        feed = marts_component(
-            [m for m in missing if m == CONVERSION_MART],
-            {CONVERSION_MART: built.get(CONVERSION_MART)},
-            now,
-            max_age,
-            built_source,
-        )
-        digest = weekly_digest_component(
-            options.weekly_digest_enabled, feed, delivery_state(conn, schema, "email"), period_containing("email", now)
-        )
+    def marts_and_digest() -> dict[str, Component]:
+        with connect() as conn:
+            missing, built, built_source = mart_build_times(conn, schema, instance)
+            # The weekly digest depends on the conversion feed: the snapshot mart's own freshness.
+            feed = marts_component(
+                [m for m in missing if m == CONVERSION_MART],
+                {CONVERSION_MART: built.get(CONVERSION_MART)},
+                now,
+                max_age,
+                built_source,
+            )
+            digest = weekly_digest_component(
+                options.weekly_digest_enabled, feed, delivery_state(conn, schema, "email"),
+                period_containing("email", now),
+            )
         return {"marts_freshness": marts_component(missing, built, now, max_age, built_source), "weekly_digest": digest}
 
-    probe(marts_and_digest, "marts_freshness", "weekly_digest")
-    probe(lambda conn: {"export": export_component(_export_runs(conn, schema))}, "export")
-    probe(lambda conn: {"guardrails": guardrails_component(*_guardrails(conn, schema))}, "guardrails")
-    probe(lambda conn: {"experiments": experiments_component(_srm_slugs(conn, schema))}, "experiments")
-    return ReadinessReport(now, tuple(components[name] for name in COMPONENTS))
+    def export() -> dict[str, Component]:
+        with connect() as conn:
+            return {"export": export_component(_export_runs(conn, schema))}
+
+    def guardrails() -> dict[str, Component]:
+        with connect() as conn:
+            return {"guardrails": guardrails_component(*_guardrails(conn, schema))}
+
+    def experiments() -> dict[str, Component]:
+        with connect() as conn:
+            return {"experiments": experiments_component(_srm_slugs(conn, schema))}
+
+    # A connection per probe: a failed query (a table of another shape, a lock) spoils only its own
+    # components. On PostgreSQL they run side by side, so a locked table costs one timeout, not one
+    # per probe; a DuckDB file is read by one probe at a time.
+    warehouse_probes = [(("warehouse",), ping), (("marts_freshness", "weekly_digest"), marts_and_digest),
+                        (("export",), export), (("guardrails",), guardrails), (("experiments",), experiments)]
+    if warehouse.kind == "postgres":
+        for names, probe in warehouse_probes:
+            probes.start(names, probe)
+    else:
+        probes.start_in_turn(warehouse_probes)
+    results, errors = probes.wait()
+
+    components: dict[str, Component] = dict(results)
+    if "warehouse" in errors:
+        components["warehouse"] = warehouse_component(warehouse.kind, warehouse.describe(), _error(errors["warehouse"]))
+    if components.get("warehouse") is None or components["warehouse"].status == "error":
+        for name in COMPONENTS:
+            if name not in ("warehouse", "source"):
+                components[name] = Component(name, "error", "not checked: the warehouse is unreachable")
+    for name, exc in errors.items():
+        if name == "source":
+            components[name] = source_component(source.kind, source.describe(), [], _error(exc))
+        elif name not in components and _is_lock_wait(exc):
+            components[name] = Component(
+                name, "locked", f"a table it reads is locked by another session (no lock within {timeout_s:g} s, "
+                f"READYZ_TIMEOUT): {redact(_error(exc))}; see pg_locks on the warehouse")
+        elif name not in components:
+            components[name] = Component(name, "error", f"check failed: {redact(_error(exc))}")
+    for name in COMPONENTS:
+        if name not in components:
+            components[name] = timed_out(name, timeout_s)
+            if name == "warehouse":
+                components[name] = Component("warehouse", "error", timed_out(name, timeout_s).message,
+                                             {"kind": warehouse.kind, "location": warehouse.describe(),
+                                              "timeout_seconds": timeout_s})
+    ordered = [components[name] for name in COMPONENTS] + list(extra)
+    return ReadinessReport(now, tuple(ordered), unfinished=probes.unfinished())
+
+
+class _Probes:
+    """Probes on daemon threads, waited for until a deadline: a probe stuck in a driver call (a lock,
+    a server that does not answer) is left behind instead of holding the answer."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.results: dict[str, Component] = {}
+        self.errors: dict[str, BaseException] = {}
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+
+    def _run(self, names: tuple[str, ...], probe: Callable[[], dict[str, Component]]) -> None:
+        try:
+            found = probe()
+        except Exception as exc:  # noqa: BLE001 - its components' error, said in the report
+            with self.lock:
+                self.errors.update({name: exc for name in names})
+            return
+        with self.lock:
+            self.results.update(found)
+
+    def start(self, names: tuple[str, ...], probe: Callable[[], dict[str, Component]]) -> None:
+        thread = threading.Thread(target=self._run, args=(names, probe), name=f"readiness-{names[0]}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def start_in_turn(self, probes: list[tuple[tuple[str, ...], Callable[[], dict[str, Component]]]]) -> None:
+        def run_all() -> None:
+            for names, probe in probes:
+                if time.monotonic() >= self.deadline:
+                    return
+                self._run(names, probe)
+
+        thread = threading.Thread(target=run_all, name="readiness-warehouse", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def wait(self) -> tuple[dict[str, Component], dict[str, BaseException]]:
+        for thread in self.threads:
+            thread.join(max(0.0, self.deadline - time.monotonic()))
+        with self.lock:
+            return dict(self.results), dict(self.errors)
+
+    def unfinished(self) -> bool:
+        return any(thread.is_alive() for thread in self.threads)
 
 
 def _severity(component: Component) -> dg.AssetCheckSeverity:

@@ -55,6 +55,8 @@ class Component:
 class ReadinessReport:
     checked_at: datetime
     components: tuple[Component, ...]
+    # A probe was still waiting when the report was made (left behind on its thread).
+    unfinished: bool = False
 
     @property
     def ready(self) -> bool:
@@ -87,17 +89,82 @@ def _jsonable(value: Any) -> Any:
 
 
 # Components ---------------------------------------------------------------------------------------
-def warehouse_component(kind: str, location: str, error: str | None) -> Component:
-    detail = {"kind": kind, "location": location}
+@dataclass(frozen=True)
+class FailingTest:
+    """A dbt data test whose latest result failed: its check, the model it tests, the run."""
+
+    check_name: str
+    model: str
+    run_id: str
+    failed_rows: int | None = None
+
+    @property
+    def duplicates(self) -> bool:
+        return "unique" in self.check_name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"test": self.check_name, "model": self.model, "run_id": self.run_id, "failed_rows": self.failed_rows}
+
+
+def warehouse_component(
+    kind: str, location: str, error: str | None, failing_tests: Sequence[FailingTest] = ()
+) -> Component:
+    """`ok` when the warehouse answers and no dbt test fails; `failing` when one does (a refresh
+    stops building what depends on the model it tests: the marts stop updating)."""
+    detail: dict[str, Any] = {"kind": kind, "location": location}
     if error:
         return Component("warehouse", "error", f"cannot query the warehouse: {redact(error)}", detail)
+    if failing_tests:
+        detail["failing_tests"] = [t.to_json() for t in failing_tests]
+        named = "; ".join(
+            f"{t.check_name} on {t.model}" + (f" ({t.failed_rows} rows)" if t.failed_rows is not None else "")
+            + f" in run {t.run_id[:8]}"
+            for t in failing_tests
+        )
+        if any(t.duplicates for t in failing_tests):
+            fix = ("duplicate rows (two builds at once?): repair with `pricing-ops refresh --full-refresh`, which "
+                   "rebuilds every incremental model from the raw tables")
+        else:
+            fix = "fix what the test reports, then `pricing-ops refresh` (or `--full-refresh` to rebuild from the raw tables)"
+        return Component("warehouse", "failing", f"dbt tests fail: {named}; {fix}", detail)
     return Component("warehouse", "ok", f"{kind} warehouse answers", detail)
 
 
-def source_component(kind: str, location: str, missing_tables: Sequence[str], error: str | None) -> Component:
+def instance_component(home: str, error: str) -> Component:
+    """The Dagster instance (runs, schedules, the marts' builds) cannot be read: reported only then."""
+    return Component(
+        "dagster_instance", "error",
+        f"cannot open the Dagster instance at {home}: {redact(error)}; runs cannot be recorded (disk full? "
+        "storage down?), marts freshness is judged from the warehouse alone",
+        {"dagster_home": home},
+    )
+
+
+def timed_out(name: str, timeout_s: float) -> Component:
+    """A probe that did not answer in time: a table it reads is locked, or a server does not answer."""
+    return Component(
+        name, "error",
+        f"no answer within {timeout_s:g} s (READYZ_TIMEOUT): a table it reads is locked by another session, "
+        "or the server does not answer",
+        {"timeout_seconds": timeout_s},
+    )
+
+
+def source_component(
+    kind: str, location: str, missing_tables: Sequence[str], error: str | None,
+    locked_tables: Sequence[str] = (), lock_wait_s: float | None = None,
+) -> Component:
     detail: dict[str, Any] = {"kind": kind, "location": location}
     if error:
         return Component("source", "error", f"cannot read the source: {redact(error)}", detail)
+    if locked_tables:
+        detail["locked_tables"] = list(locked_tables)
+        return Component(
+            "source", "locked",
+            f"source tables locked by another session (not readable within {lock_wait_s:g} s): "
+            f"{', '.join(locked_tables)}; an extract would wait for them (see pg_locks on the source)",
+            detail,
+        )
     if kind == "api":
         detail["probed"] = False
         return Component("source", "ok", "reporting API source (read by the extract runs; no tables to probe)", detail)

@@ -48,6 +48,35 @@ def job_python_origin(job_name: str):
     return JobPythonOrigin(job_name, repository.get_python_origin())
 
 
+def create_location_run(
+    job: dg.JobDefinition,
+    run_config: Mapping[str, Any],
+    instance: dg.DagsterInstance,
+    tags: Mapping[str, str] | None = None,
+    ephemeral: dg.JobDefinition | None = None,
+    plan=None,
+):
+    """A NOT_STARTED run of `job` as the webserver creates one: under the code location's job
+    origin, so the UI places it and the daemon's queue can launch it (`instance.submit_run`)."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.execute_in_process import merge_run_tags
+
+    ephemeral = ephemeral or job.as_ephemeral_job(resource_defs={}, input_values={})
+    if plan is None:
+        plan = create_execution_plan(InMemoryJob(job_def=ephemeral), run_config=run_config,
+                                     instance_ref=instance.get_ref())
+    run_tags = merge_run_tags(job, None, tags, None, instance, run_config)
+    return instance.create_run_for_job(
+        job_def=ephemeral,
+        run_config=run_config,
+        tags={**ephemeral.run_tags, **run_tags},
+        execution_plan=plan,
+        remote_job_origin=remote_job_origin(job.name),
+        job_code_origin=job_python_origin(job.name),
+    )
+
+
 def execute_in_location(
     job: dg.JobDefinition,
     run_config: Mapping[str, Any],
@@ -69,21 +98,12 @@ def execute_in_location(
         PlanOrchestrationContextManager,
         orchestration_context_event_generator,
     )
-    from dagster._core.execution.execute_in_process import merge_run_tags
 
     # In-process executor and an in-memory IO manager for undeclared outputs, as execute_in_process.
     ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={})
     wrapped = InMemoryJob(job_def=ephemeral)
     plan = create_execution_plan(wrapped, run_config=run_config, instance_ref=instance.get_ref())
-    run_tags = merge_run_tags(job, None, tags, None, instance, run_config)
-    run = instance.create_run_for_job(
-        job_def=ephemeral,
-        run_config=run_config,
-        tags={**ephemeral.run_tags, **run_tags},
-        execution_plan=plan,
-        remote_job_origin=remote_job_origin(job.name),
-        job_code_origin=job_python_origin(job.name),
-    )
+    run = create_location_run(job, run_config, instance, tags, ephemeral, plan)
     output_capture: dict = {}
     events = list(
         ExecuteRunWithPlanIterable(

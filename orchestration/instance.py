@@ -1,14 +1,25 @@
 """The Dagster instance the CLI and `dg dev` share: `DAGSTER_HOME` (default under `DATA_DIR`)
 with a `dagster.yaml` written from the settings. SQLite storage by default; dagster-postgres for
 runs, event logs and schedules when `DAGSTER_POSTGRES_URL` is set (read from the environment at
-run time, so the URL never lands in the file)."""
+run time, so the URL never lands in the file).
+
+Run monitoring is on, with a launcher that can tell when a run `pricing-ops` executed has lost its
+process (orchestration/dead_runs.py): the daemon marks such a run failed, so it does not hold the
+run queue's `warehouse_writer` slot forever.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestration.settings import Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 _POSTGRES_STORAGE = """\
 storage:
@@ -28,6 +39,16 @@ run_queue:
     - key: dagster/concurrency_key
       value: onboarding_experiment_export
       limit: 1
+# Dagster's launcher (runs in a process of the code server), which can also tell run monitoring
+# that a run `pricing-ops` executed lost its process (killed): the daemon then marks it failed.
+run_launcher:
+  module: orchestration.dead_runs
+  class: PricingOpsRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 15
+  # Pool slots still claimed by a run that ended (a killed run's step never released its own).
+  free_slots_after_run_end_seconds: 60
 telemetry:
   enabled: false
 """
@@ -54,5 +75,34 @@ def prepare_dagster_home(settings: Settings) -> Path:
     config = home / "dagster.yaml"
     wanted = instance_yaml(settings)
     if not config.exists() or config.read_text() != wanted:
-        config.write_text(wanted)
+        # Written beside it and renamed over it: a full disk leaves the old file whole, never half of one.
+        partial = config.with_name(f".dagster.yaml.{os.getpid()}")
+        try:
+            partial.write_text(wanted)
+            partial.replace(config)
+        finally:
+            partial.unlink(missing_ok=True)
     return home
+
+
+def new_instance(home: Path) -> dg.DagsterInstance:
+    """`DagsterInstance.get()` for the prepared `home`, created under a file lock: two commands
+    starting at once on a new DAGSTER_HOME would otherwise both create its SQLite tables, and one
+    would fail (`table ... already exists`). The caller disposes of it."""
+    import fcntl
+
+    import dagster as dg
+
+    with open(home / ".instance-init.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def open_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """`new_instance(home)` for the block, disposed of after it."""
+    with new_instance(home) as instance:
+        yield instance

@@ -41,20 +41,24 @@ def run_job(
     alert (refresh, guardrail, export and digest jobs) and raises a `CommandError` with its reason."""
     from orchestration.assembly import JOBS_WITHOUT_DBT, build_definitions
     from orchestration.code_location import execute_in_location
-    from orchestration.instance import prepare_dagster_home
+    from orchestration.dead_runs import this_process_tags
+    from orchestration.instance import open_instance, prepare_dagster_home
     from resources.interrupts import received_signal
     from sensors.run_failures import REPORTED_BY_LAUNCHER_TAG, failure_reason
 
     settings = settings or get_settings()
-    prepare_dagster_home(settings)
+    home = prepare_dagster_home(settings)
     if defs is None:
         # A job that builds nothing from dbt runs without loading it (`pricing-ops export`, `digest`).
         defs = build_definitions(settings, with_dbt=job_name not in JOBS_WITHOUT_DBT)
     job = defs.resolve_job_def(job_name)
     # The run's event log at INFO on the console (step starts and ends, asset logs); DEBUG in the UI.
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
-    with stdout_to_stderr(), dg.DagsterInstance.get() as instance:
-        result = execute_in_location(job, config, instance, tags=REPORTED_BY_LAUNCHER_TAG)
+    with stdout_to_stderr(), open_instance(home) as instance:
+        end_dead_runs(settings, instance)
+        # The run names this process, so that a later command or the daemon can tell it died.
+        tags = {**REPORTED_BY_LAUNCHER_TAG, **this_process_tags()}
+        result = execute_in_location(job, config, instance, tags=tags)
     if not result.success:
         stop = received_signal()
         if stop:
@@ -74,6 +78,17 @@ def interrupted_reason(signal_name: str, events: list[dg.DagsterEvent]) -> str:
     where = f" in step {steps[0]}" if steps else ""
     return (f"interrupted by {signal_name}{where}; the write in flight was rolled back, no table is "
             "half-written: run it again to finish")
+
+
+def end_dead_runs(settings: Settings, instance: dg.DagsterInstance) -> None:
+    """Mark failed the runs whose `pricing-ops` process died on this host (each said, and alerted
+    as a failed run: the dead process never could)."""
+    from orchestration.cli import progress
+    from orchestration.dead_runs import fail_dead_runs
+
+    for run, message in fail_dead_runs(instance):
+        progress(f"run {run.run_id} ({run.job_name}) marked failed: {message}")
+        _alert(settings, run.job_name, run.run_id, message)
 
 
 def _alert(settings: Settings, job_name: str, run_id: str, reason: str) -> None:

@@ -16,6 +16,7 @@ from orchestration.settings import Settings, secret
 from resources.slack import SlackNotifier
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import WarehouseWriter
 
 
 def env_or_value(name: str, value: Any, resolved: bool = False) -> Any:
@@ -30,6 +31,14 @@ def build_warehouse(settings: Settings, resolved: bool = False) -> Warehouse:
     return Warehouse(
         url=env_or_value("WAREHOUSE_URL", settings.warehouse_url, resolved),
         schema_name=settings.WAREHOUSE_SCHEMA,
+    )
+
+
+def build_warehouse_writer(settings: Settings, resolved: bool = False) -> WarehouseWriter:
+    return WarehouseWriter(
+        url=env_or_value("WAREHOUSE_URL", settings.warehouse_url, resolved),
+        schema_name=settings.WAREHOUSE_SCHEMA,
+        wait_seconds=settings.WAREHOUSE_WRITER_WAIT.total_seconds(),
     )
 
 
@@ -60,6 +69,8 @@ def shared_resources(settings: Settings) -> dict[str, Any]:
     """Resources several features use, keyed by the name assets and sensors ask for."""
     return {
         "warehouse": build_warehouse(settings),
+        # Held for the whole run by every run that builds warehouse tables (one writer at a time).
+        "warehouse_writer": build_warehouse_writer(settings),
         "source": build_source(settings),
         "slack": build_slack(settings),
     }

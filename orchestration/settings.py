@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # Full re-read of the tables that change in place (orders, journeys): repairs late commits.
     EXTRACT_RESYNC_CRON: str = "0 3 * * *"
     MARTS_FRESHNESS_MINUTES: int = 60
+    # One run writes the warehouse at a time (resources/warehouse_writer.py): how long another
+    # writer waits for it before giving up, naming the run that holds it.
+    WAREHOUSE_WRITER_WAIT: timedelta = timedelta(minutes=10)
+    # `pricing-ops readyz` (and the readiness checks) answer within this, locked tables or not.
+    READYZ_TIMEOUT: timedelta = timedelta(seconds=10)
 
     # Guardrails
     GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES: int = 2
@@ -176,6 +181,21 @@ class Settings(BaseSettings):
     def _statement_timeout_positive(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=1):
             raise ValueError("must be a duration of at least 1 second (default 5 minutes); set e.g. PT5M or 300")
+        return value
+
+    @field_validator("WAREHOUSE_WRITER_WAIT", "READYZ_TIMEOUT", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """Accept plain seconds ("30") besides ISO 8601 durations ("PT30S")."""
+        if isinstance(value, str) and value.strip().isdigit():
+            return timedelta(seconds=int(value))
+        return value
+
+    @field_validator("WAREHOUSE_WRITER_WAIT", "READYZ_TIMEOUT")
+    @classmethod
+    def _positive_duration(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration; set seconds (e.g. 30) or ISO 8601 (e.g. PT30S)")
         return value
 
     @field_validator("WAREHOUSE_SCHEMA")

@@ -11,6 +11,7 @@ instants explicitly (`at time zone 'UTC'`).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -262,18 +263,21 @@ class Warehouse(ConfigurableResource):
         return self.location.describe()
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[WarehouseConnection]:
+    def connect(self, read_only: bool = False, timeout_s: float | None = None) -> Iterator[WarehouseConnection]:
         """A connection in UTC; commits on success, rolls back on error, always closes.
 
         DuckDB allows one writing process per file: a busy file is retried for up to a minute
-        before failing with a message that names the file.
+        before failing with a message that names the file. `timeout_s` bounds everything instead
+        (probes that must answer in time): the wait for a busy DuckDB file, and on PostgreSQL the
+        connection, each statement and each lock wait (a locked table fails in time, not never).
         """
         loc = self.location
         if loc.kind == "duckdb":
 
             assert loc.path is not None
             loc.path.parent.mkdir(parents=True, exist_ok=True)
-            raw = _duckdb_connect_retrying(loc.path, read_only, self.duckdb_lock_wait_seconds)
+            wait = self.duckdb_lock_wait_seconds if timeout_s is None else timeout_s
+            raw = _duckdb_connect_retrying(loc.path, read_only, wait)
             conn = WarehouseConnection("duckdb", raw)
             conn.set_duckdb("TimeZone", "UTC")
             # DuckDB's default is 80% of RAM; bounded, it spills instead.
@@ -284,7 +288,15 @@ class Warehouse(ConfigurableResource):
         else:
             import psycopg
 
-            raw = psycopg.connect(loc.dsn, options="-c TimeZone=UTC", autocommit=False)
+            if timeout_s is None:
+                raw = psycopg.connect(loc.dsn, options="-c TimeZone=UTC", autocommit=False)
+            else:
+                ms = max(1, int(timeout_s * 1000))
+                # A lock wait ends first, as such (not as a statement that ran too long).
+                raw = psycopg.connect(
+                    loc.dsn, autocommit=False, connect_timeout=max(1, math.ceil(timeout_s)),
+                    options=f"-c TimeZone=UTC -c statement_timeout={ms} -c lock_timeout={max(1, ms * 9 // 10)}",
+                )
             conn = WarehouseConnection("postgres", raw)
         try:
             # A stop signal interrupts the statement in flight (a blocked DuckDB scan, a Postgres

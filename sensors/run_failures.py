@@ -41,9 +41,25 @@ def failure_reason(events: Iterable[dg.DagsterEvent]) -> str:
             while error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
             return f"step {event.step_key}: " + _one_line(error.message)
-        if event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE and error is not None:
+            # A run that failed before any step (a resource, e.g. the warehouse writer lock, could
+            # not start): its own error's root cause, not "An exception was thrown during execution".
+            while error.cause is not None and error.cls_name.startswith("Dagster"):
+                error = error.cause
+            run_message = _error_line(error)
+        elif event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
             run_message = _one_line(event.message)
     return run_message or _UNKNOWN
+
+
+def _error_line(error) -> str:
+    """`Class: message` of a serialized error, its class unqualified (`WarehouseBusy`, not
+    `resources.warehouse_writer.WarehouseBusy`)."""
+    line = _one_line(error.message)
+    qualified, colon, rest = line.partition(":")
+    if colon and qualified.endswith("." + error.cls_name):
+        return error.cls_name + colon + rest
+    return line
 
 
 def _one_line(text: str) -> str:

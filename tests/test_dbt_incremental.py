@@ -20,6 +20,7 @@ from assets.experiments import build_experiment_assets
 from models.experiment_results import ExperimentSettings
 from models.marts import EXPERIMENT_RESULT_TABLES
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import writer_lock_of
 
 pytestmark = pytest.mark.xdist_group("dbt_incremental")
 
@@ -110,7 +111,7 @@ def _statistics(warehouse: Warehouse, rebuild: bool) -> None:
         with warehouse.connect() as conn:
             for table in EXPERIMENT_RESULT_TABLES:
                 conn.execute(f"drop table if exists {warehouse.schema}.{table}")
-    result = dg.materialize([build_experiment_assets(STATS_SETTINGS)], resources={"warehouse": warehouse})
+    result = dg.materialize([build_experiment_assets(STATS_SETTINGS)], resources={"warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)})
     assert result.success
 
 

@@ -11,6 +11,7 @@ import pytest
 from assets.experiments import HEALTH_KEY, SRM_CHECK, build_experiment_assets
 from models.experiment_results import ExperimentSettings
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import writer_lock_of
 
 SETTINGS = ExperimentSettings(srm_p_threshold=0.001, sequential_tuning=5000, min_journeys=100)
 
@@ -68,7 +69,7 @@ CONTROLS = {"spring-offer": "a", "neutral": "a"}
 
 
 def _materialize(warehouse: Warehouse, settings: ExperimentSettings = SETTINGS) -> dg.ExecuteInProcessResult:
-    result = dg.materialize([build_experiment_assets(settings)], resources={"warehouse": warehouse},
+    result = dg.materialize([build_experiment_assets(settings)], resources={"warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)},
                             raise_on_error=True)
     assert result.success
     return result

@@ -19,6 +19,7 @@ from models.reporting_api_rows import map_export_rows
 from resources.reporting_api import ReportingApiAuthError, ReportingApiClient, ReportingApiError
 from resources.source import SourceDatabase
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import writer_lock_of
 
 KEY = "sk_live_9f2c71a0b5e4d3c2"
 ALL_RAW = {"fulfillment_providers", "orders", "onboarding_journeys", "onboarding_journey_events",
@@ -233,7 +234,7 @@ def orders_view(warehouse: Warehouse) -> dict:
 def materialize_extract(source: SourceDatabase, warehouse: Warehouse, instance) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [build_extract_assets(timedelta(minutes=10))],
-        resources={"source": source, "warehouse": warehouse},
+        resources={"source": source, "warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)},
         instance=instance,
         raise_on_error=False,
     )

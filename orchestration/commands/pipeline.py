@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("refresh", help="extract + dbt build once against the configured settings")
     p.add_argument("--as-of-date", default=None, help="YYYY-MM-DD (default: today's UTC date)")
+    p.add_argument(
+        "--full-refresh", action="store_true",
+        help="rebuild every incremental model from all rows (repairs a warehouse whose dbt tests fail on "
+        "duplicates; slower)",
+    )
     p.set_defaults(func=cmd_refresh)
 
 
@@ -54,10 +59,13 @@ def cmd_demo_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def refresh_run_config(as_of_date: str | None) -> dict[str, Any]:
-    if not as_of_date:
-        return {}
-    return {"ops": {"pricing_dbt_models": {"config": {"as_of_date": as_of_date}}}}
+def refresh_run_config(as_of_date: str | None, full_refresh: bool = False) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if as_of_date:
+        config["as_of_date"] = as_of_date
+    if full_refresh:
+        config["full_refresh"] = True
+    return {"ops": {"pricing_dbt_models": {"config": config}}} if config else {}
 
 
 def check_as_of_date(text: str | None) -> str | None:
@@ -79,8 +87,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     check_as_of_date(args.as_of_date)
-    result = run_job("refresh", refresh_run_config(args.as_of_date))
-    progress(f"refresh done (run {result.run_id})")
+    result = run_job("refresh", refresh_run_config(args.as_of_date, args.full_refresh))
+    progress(f"refresh done (run {result.run_id}){' with every model rebuilt' if args.full_refresh else ''}")
     print_mart_counts(settings)
     return 0
 
