@@ -19,6 +19,7 @@ from assets.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, PROJECT_SKIP
 from assets.experiments import HEALTH_KEY, build_experiment_assets
 from models.experiment_allocations import AllocationError, parse_allocations_csv, validated_allocations
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import writer_lock_of
 
 FILE = "dbt_project/seeds/experiment_allocations.csv"
 RULES = "weights are numbers >= 0, one row per (slug, variant_key)"
@@ -72,7 +73,7 @@ def test_the_dbt_build_refuses_a_bad_seed_before_loading_anything(tmp_path, dbt_
     result = dg.materialize(
         [dbt_models], selection=[seed], raise_on_error=False,
         resources={"dbt": PricingDbtCli(project_dir=str(project), dbt_executable=DBT_EXECUTABLE),
-                   "warehouse": warehouse},
+                   "warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)},
         run_config={"ops": {"pricing_dbt_models": {"config": DbtBuildConfig(force=True).model_dump()}}},
     )
     assert not result.success
@@ -114,12 +115,12 @@ def test_experiment_health_by_hand_on_a_bad_loaded_seed_fails_and_keeps_the_last
     write_inputs(warehouse, {"spring-offer": {"a": (10000, 520), "b": (10100, 580)}}, CONTROLS, {})
     _seed_table(warehouse, [("spring-offer", "a", "1"), ("spring-offer", "b", "1")])
     experiments = build_experiment_assets(SETTINGS)
-    assert dg.materialize([experiments], resources={"warehouse": warehouse}).success
+    assert dg.materialize([experiments], resources={"warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)}).success
     before = _health(warehouse)
     assert [(slug, status) for slug, status, _ in before] == [("spring-offer", "ok")]
 
     _seed_table(warehouse, rows)
-    result = dg.materialize([experiments], resources={"warehouse": warehouse}, raise_on_error=False)
+    result = dg.materialize([experiments], resources={"warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)}, raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert failure.step_failure_data.user_failure_data.description == (
@@ -134,7 +135,7 @@ def test_a_nan_weight_loaded_by_hand_is_refused_too_and_an_unknown_slug_is_named
     experiments = build_experiment_assets(SETTINGS)
 
     _seed_table(warehouse, [("spring-offer", "a", "1"), ("spring-offer", "b", "nan")], weight_type="double")
-    result = dg.materialize([experiments], resources={"warehouse": warehouse}, raise_on_error=False)
+    result = dg.materialize([experiments], resources={"warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)}, raise_on_error=False)
     assert not result.success
     with warehouse.connect(read_only=True) as conn:
         assert not conn.table_exists(warehouse.schema, "experiment_health")
@@ -142,7 +143,7 @@ def test_a_nan_weight_loaded_by_hand_is_refused_too_and_an_unknown_slug_is_named
     # A typo'd slug: a warning naming it, the weights of the real one apply (3:1 against 1:1 counts: SRM).
     _seed_table(warehouse, [("spring-offer", "a", "3"), ("spring-offer", "b", "1"), ("sprng-offer", "a", "1")])
     with dg.instance_for_test() as instance:
-        result = dg.materialize([experiments], resources={"warehouse": warehouse}, instance=instance)
+        result = dg.materialize([experiments], resources={"warehouse": warehouse, "warehouse_writer": writer_lock_of(warehouse)}, instance=instance)
         warnings = [r.user_message for r in instance.all_logs(result.run_id) if r.level == logging.WARNING]
     assert warnings == [(f"{FILE} names slug(s) no exposure has: 'sprng-offer'; their weights are unused (a typo, "
                         "or an experiment not started yet?)")]

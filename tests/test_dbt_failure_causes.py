@@ -23,6 +23,7 @@ from dbt_helpers import load_raw_tables
 
 from assets.dbt import DbtBuildConfig, build_dbt_assets, dbt_cli_resource
 from resources.warehouse import Warehouse
+from resources.warehouse_writer import writer_lock_of
 from sensors.run_failures import failure_reason
 
 TELEMETRY = dg.AssetKey(["staging", "stg_raw__provider_guardrail_telemetry"])
@@ -41,7 +42,8 @@ def _window(id_: int) -> dict:
 def _build(warehouse: Warehouse, tmp_path, selection: list[dg.AssetKey]) -> dg.ExecuteInProcessResult:
     dbt_models, project = build_dbt_assets(2, 4, parse_env=warehouse.dbt_env(), data_dir=tmp_path / "data")
     return dg.materialize([dbt_models], selection=selection, raise_on_error=False, run_config=RUN_CONFIG,
-                          resources={"dbt": dbt_cli_resource(project), "warehouse": warehouse})
+                          resources={"dbt": dbt_cli_resource(project), "warehouse": warehouse,
+                                     "warehouse_writer": writer_lock_of(warehouse)})
 
 
 def _failure_description(result: dg.ExecuteInProcessResult) -> str:

@@ -72,7 +72,7 @@ def test_refreshes_started_together_take_turns_and_leave_the_marts_of_a_full_reb
     assert len(waited) == 2
     for err in waited:  # each waiter named the run it waited for, and the warehouse (no password)
         assert re.search(
-            r"the warehouse postgresql://127\.0\.0\.1:5432/\w+ \(schema analytics\) is being written by run "
+            r"the warehouse postgresql://postgres@127\.0\.0\.1:5432/\w+ \(schema analytics\) is being written by run "
             + first + r" \(job refresh, started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); waiting up to 600 s "
             r"\(WAREHOUSE_WRITER_WAIT\) for it to end", err), err[-3000:]
         # After the first, nothing was new: the later runs did not rebuild what it had built.
