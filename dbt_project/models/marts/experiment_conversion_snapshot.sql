@@ -2,42 +2,34 @@
     summed over DISTINCT booked orders (status paid or fulfilled now), so an order reached through
     many exposures or many journeys counts once. Never summed across currencies. A journey whose
     journey or order row has not reached the warehouse has no currency yet and is left out until
-    it does. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
-    post_hook=["{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_exposures') }}"]
-) }}
--- depends_on: {{ ref('int_journey_order_state') }}
--- depends_on: {{ ref('stg_raw__pricing_experiment_exposures') }}
+    it does. Incremental by slug, from the per-journey model and the journey state: the slugs with a
+    new exposure or a changed journey or order. -#}
+{{ config(materialized='incremental_by_key', unique_key='slug') }}
+
 with exposed_journeys as (
 
     select slug, journey_id, last_exposure_at as last_activity
     from {{ ref('int_experiment_journey_exposures') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs() }})
-    {%- endif %}
+    where {{ touched() }}
 
 ),
 
+-- Journeys whose order is in the warehouse (no order yet: no currency to group by).
 exposed_journey_orders as (
 
     select
         exposed_journeys.slug,
         exposed_journeys.journey_id,
         exposed_journeys.last_activity,
-        orders.order_id,
-        orders.order_currency,
-        orders.order_status,
-        orders.order_total,
-        orders.loyalty_projection_points
+        journey_state.order_id,
+        journey_state.order_currency,
+        journey_state.is_booked,
+        journey_state.order_total,
+        journey_state.loyalty_projection_points
     from exposed_journeys
-    inner join {{ ref('stg_raw__onboarding_journeys') }} as journeys
-        on exposed_journeys.journey_id = journeys.journey_id
-    inner join {{ ref('stg_raw__orders') }} as orders
-        on journeys.order_id = orders.order_id
+    inner join {{ ref('int_journey_order_state') }} as journey_state
+        on exposed_journeys.journey_id = journey_state.journey_id
+    where journey_state.order_status is not null
 
 ),
 
@@ -50,7 +42,7 @@ booked_orders as (
         order_total,
         loyalty_projection_points
     from exposed_journey_orders
-    where order_status in ('paid', 'fulfilled')
+    where is_booked
 
 ),
 

@@ -1,34 +1,20 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
-    post_hook=["{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_exposures') }}"]
-) }}
--- depends_on: {{ ref('int_journey_order_state') }}
-with exposures as (
-
-    select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs() }})
-    {%- endif %}
-
-),
+{#- One row per slug ever exposed. Incremental by slug, from the per-journey and per-variant
+    models: the slugs with a new exposure or a changed journey. -#}
+{{ config(materialized='incremental_by_key', unique_key='slug') }}
 
 -- Each journey's exposures per slug, counted once per journey by the intermediate model.
-journey_exposures as (
+with journey_exposures as (
 
     select * from {{ ref('int_experiment_journey_exposures') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs() }})
-    {%- endif %}
+    where {{ touched() }}
 
 ),
 
 slug_variants as (
 
-    select slug, count(distinct variant_key) as variant_count
-    from exposures
+    select slug, count(*) as variant_count
+    from {{ ref('int_experiment_variants') }}
+    where {{ touched() }}
     group by slug
 
 ),
@@ -38,13 +24,13 @@ journey_totals as (
     select
         journey_exposures.slug,
         -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
-        count(journeys.journey_id) as journey_count,
+        count(journey_state.journey_id) as journey_count,
         sum(journey_exposures.exposure_count) as exposure_count,
         min(journey_exposures.first_exposure_at) as first_exposure_at,
         max(journey_exposures.last_exposure_at) as last_exposure_at
     from journey_exposures
-    left join {{ ref('stg_raw__onboarding_journeys') }} as journeys
-        on journey_exposures.journey_id = journeys.journey_id
+    left join {{ ref('int_journey_order_state') }} as journey_state
+        on journey_exposures.journey_id = journey_state.journey_id
     group by journey_exposures.slug
 
 )

@@ -8,24 +8,17 @@
     Journeys exposed to 2+ variant keys are left out. Every arm (every variant key exposed up to the
     as-of date) has its rows, 0 journeys included; revenue has a row for every arm and every currency
     that any counted journey of the slug has. Every CTE is keyed by slug.
-    Incremental on slugs (macros/incremental.sql): a run recomputes the slugs of journeys with a new
-    exposure or a changed journey or order, and the slugs with an exposure the move of the as-of
-    date brings in or leaves out; the other slugs' rows only take the new as-of date. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_touched('slug', touched_slugs(as_of_window=true)) }}",
-    post_hook=["{{ stamp_as_of_date() }}", "{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_arms') }}"]
-) }}
--- depends_on: {{ ref('int_journey_order_state') }}
+    Incremental by slug, from the per-journey arms and the per-variant model: the slugs whose arms
+    or variants changed; built whole when the as-of date moves (every row carries it). -#}
+{{ config(materialized='incremental_by_key', unique_key='slug') }}
+
+-- Every variant key exposed up to the as-of date: utc_date(first exposure) <= as-of date.
 with arms as (
 
-    select distinct slug, variant_key
-    from {{ ref('int_experiment_exposures_as_of') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs(as_of_window=true) }})
-    {%- endif %}
+    select slug, variant_key
+    from {{ ref('int_experiment_variants') }}
+    where first_exposure_at < {{ utc_day_start(as_of_date() ~ ' + 1') }}
+        and {{ touched() }}
 
 ),
 
@@ -47,9 +40,7 @@ counted_journeys as (
         end as loyalty_points
     from {{ ref('int_experiment_journey_arms') }}
     where not is_multiple_exposure
-    {%- if is_incremental() %}
-        and slug in ({{ touched_slugs(as_of_window=true) }})
-    {%- endif %}
+        and {{ touched() }}
 
 ),
 
