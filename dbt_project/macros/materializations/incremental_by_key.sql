@@ -337,7 +337,7 @@
 
 {# Indexes of a table built whole: on Postgres its key (the deletes and the touched-key lookups),
    its clock (the watermark's max, the new rows) and the model's `indexes` config. DuckDB's zone
-   maps serve without (an index there slows every insert). #}
+   maps serve without (an index there slows every insert): none there, `indexes` included. #}
 {% macro create_incremental_indexes(relation, keys) -%}
   {{ return(adapter.dispatch('create_incremental_indexes', 'pricing_ops')(relation, keys)) }}
 {%- endmacro %}

@@ -52,7 +52,9 @@ slug_first_days as (
         select slug, activity_date from daily_counts
         {%- if is_incremental() %}
         union all
-        select slug, min(activity_date) from {{ this }} group by slug
+        select built_days.slug, min(built_days.activity_date) as activity_date
+        from {{ this }} as built_days
+        group by built_days.slug
         {%- endif %}
     ) as known_days
     group by slug
@@ -82,7 +84,7 @@ left join daily_counts
 -- The recounted days, and the days the slug did not have yet.
 where {{ touched(['spine.slug', 'spine.activity_date']) }}
     or not exists (
-        select 1 from {{ this }} as existing
-        where existing.slug = spine.slug and existing.activity_date = spine.activity_date
+        select 1 from {{ this }} as existing_days
+        where existing_days.slug = spine.slug and existing_days.activity_date = spine.activity_date
     )
 {%- endif %}

@@ -7,7 +7,7 @@
 {{ config(
     materialized='incremental_by_key',
     unique_key='event_id',
-    indexes=([{'columns': ['loaded_at', 'event_id']}] if target.type == 'postgres' else [])
+    indexes=[{'columns': ['loaded_at', 'event_id']}]
 ) }}
 
 with exposures as (

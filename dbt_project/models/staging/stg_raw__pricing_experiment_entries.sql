@@ -5,13 +5,9 @@
   (entry_index null), else one row per list entry (entry_index 1-based).
   Incremental by event: a run parses only the events loaded since the last one (`new_rows`:
   events are append-only, each load stamps a later `loaded_at`). A table: the exposures and the
-  rejects read it. The pre-hook makes the JSON parser Postgres lacks (try_parse_json), per session.
+  rejects read it.
 -#}
-{{ config(
-    materialized='incremental_by_key',
-    unique_key='event_id',
-    pre_hook="{{ create_try_parse_json_function() }}"
-) }}
+{{ config(materialized='incremental_by_key', unique_key='event_id') }}
 {%- set payload_keys = ['pricingExperiments', 'surface'] %}
 {%- set entry_keys = ['slug', 'variantKey', 'variantName', 'isControl', 'assignmentStrategy', 'featureFlagKey'] %}
 

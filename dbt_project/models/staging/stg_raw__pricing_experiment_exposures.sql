@@ -4,7 +4,7 @@
 {{ config(
     materialized='incremental_by_key',
     unique_key='event_id',
-    indexes=([{'columns': ['journey_id']}] if target.type == 'postgres' else [])
+    indexes=[{'columns': ['journey_id']}]
 ) }}
 
 select
