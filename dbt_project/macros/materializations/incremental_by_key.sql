@@ -20,9 +20,13 @@
   4. the watermark (each clocked upstream's max clock, read before step 2) goes to
      `<schema>_staging.incremental_state` in the same transaction as the rows
      (macros/materializations/incremental_state.sql).
-  Rows never leave a key except in a full build (a key that yields no rows any more is touched,
-  so its rows go). A model whose rows others read incrementally stamps them with `{{ run_clock() }}`
-  as its clock column, or carries a clock from its input (`loaded_at`).
+  5. a model whose yml says `meta: {changelog: true}` also appends the rows it replaced (sign -1)
+     and the rows it wrote (sign +1) to `<schema>_staging.<model>__changes`, stamped with the run
+     clock: a model downstream that sums over it reads `{{ changes(ref(...)) }}` (those past its
+     watermark; every row, signed +1, in a full build) and adds them to its own rows, instead of
+     summing the whole upstream again. Entries every reader has absorbed are trimmed.
+  A model whose rows others read incrementally stamps them with `{{ run_clock() }}` as its clock
+  column, or carries a clock from its input (`loaded_at`).
 -#}
 
 {% materialization incremental_by_key, default %}
@@ -32,6 +36,7 @@
   {%- set plan = pricing_ops.incremental_plan() -%}
   {%- set touched_relation = pricing_ops.incremental_scratch_relation('__touched') -%}
   {%- set new_relation = pricing_ops.incremental_scratch_relation('__new') -%}
+  {%- set changelog = pricing_ops.incremental_changelog_relation() if (model.config.meta or {}).get('changelog') else none -%}
   {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
   {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
   {%- for leftover in [intermediate_relation, backup_relation, touched_relation, new_relation] -%}
@@ -57,6 +62,9 @@
       {%- do adapter.drop_relation(backup_relation.incorporate(type=existing_relation.type)) -%}
     {%- endif -%}
     {%- do pricing_ops.create_incremental_indexes(target_relation, keys) -%}
+    {%- if changelog is not none -%}
+      {%- do pricing_ops.start_changelog(changelog, target_relation) -%}
+    {%- endif -%}
   {%- else -%}
     {%- do pricing_ops.collect_touched_keys(plan, keys, touched_relation, target_relation) -%}
     {%- call statement('new_rows') -%}
@@ -66,8 +74,14 @@
       insert into {{ touched_relation }} ({{ keys | join(', ') }})
       select distinct {{ keys | join(', ') }} from {{ new_relation }}
     {%- endcall -%}
+    {%- if changelog is not none -%}
+      {%- do pricing_ops.append_changelog(changelog, target_relation, new_relation, touched_relation, keys) -%}
+    {%- endif -%}
     {%- do pricing_ops.replace_touched_keys(target_relation, new_relation, touched_relation, keys) -%}
     {%- do pricing_ops.ensure_not_null_constraints(target_relation) -%}
+  {%- endif -%}
+  {%- if changelog is not none -%}
+    {%- do pricing_ops.trim_changelog(changelog) -%}
   {%- endif -%}
 
   {%- do pricing_ops.save_incremental_state(plan, clocks) -%}
@@ -122,7 +136,8 @@
             'alias': node.alias or node.name,
             'clock': node.config.meta.clock,
             'key': [key] if key is string else (key or []),
-            'incremental': node.config.materialized == 'incremental_by_key'}) -%}
+            'incremental': node.config.materialized == 'incremental_by_key',
+            'changelog': node.config.meta.get('changelog', false)}) -%}
     {%- endif -%}
   {%- endfor -%}
   {{ return(out) }}
@@ -143,8 +158,9 @@
   {%- set state_table = incremental_state_relation() -%}
   {%- set has_state = adapter.get_relation(database=state_table.database, schema=state_table.schema,
                                            identifier=state_table.identifier) is not none -%}
+  {#- The upstreams' rows too when this table is new: the watermark records how they were built. -#}
   {%- set states = incremental_state_rows([model.name] + upstreams | map(attribute='name') | list)
-                   if relation is not none and has_state else {} -%}
+                   if has_state else {} -%}
   {%- set state = states.get(model.name, {}) -%}
   {%- do plan.update({'state': state, 'states': states}) -%}
   {%- set rebuilt = [] -%}
@@ -213,6 +229,35 @@
   (select * from {{ relation }} where {{ _clock_past(matches[0].clock, through) }})
 {%- endmacro %}
 
+{# In the model's SQL: the changes of `relation` (a ref of an upstream with `meta: {changelog: true}`)
+   past this model's watermark for it, each row of it with `change_sign` -1 (a row it replaced) or
+   +1 (a row it wrote); in a full build every row of it, +1. A sum of `change_sign * x` is what
+   the sum of x over the upstream moved by since this model last ran. #}
+{% macro changes(relation) -%}
+  {%- if not is_incremental() -%}
+    {{ return('(select upstream_rows.*, 1 as change_sign from ' ~ relation ~ ' as upstream_rows)') }}
+  {%- endif -%}
+  {%- set matches = incremental_upstreams() | selectattr('alias', 'equalto', relation.identifier) | list -%}
+  {%- if not (matches and matches[0].changelog) -%}
+    {{ exceptions.raise_compiler_error(
+         "model " ~ model.name ~ ": changes(" ~ relation ~ ") needs an upstream model whose yml says "
+         ~ "meta: {clock: <column>, changelog: true}") }}
+  {%- endif -%}
+  {%- set through = incremental_plan().state.get('watermark', {}).get(matches[0].name, {}).get('through') -%}
+  (select * from {{ _changelog_of(matches[0].name) }} where {{ _clock_past('change_clock', through) }})
+{%- endmacro %}
+
+{% macro incremental_changelog_relation(model_name=none) -%}
+  {{ return(api.Relation.create(database=this.database, schema=target.schema ~ '_staging',
+                                identifier=(model_name or this.identifier) ~ '__changes', type='table')) }}
+{%- endmacro %}
+
+{% macro _changelog_of(model_name) -%}
+  {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+                 | selectattr('name', 'equalto', model_name) | first -%}
+  {{ incremental_changelog_relation(node.alias or node.name) }}
+{%- endmacro %}
+
 {% macro _clock_past(clock, through) -%}
   {%- if through -%} {{ clock }} > {{ instant_literal(through) }} {%- else -%} {{ clock }} is not null {%- endif -%}
 {%- endmacro %}
@@ -255,7 +300,14 @@
   {%- for upstream in plan.upstreams -%}
     {%- set through = plan.state.get('watermark', {}).get(upstream.name, {}).get('through') -%}
     {%- set past = _clock_past(upstream.clock, through) -%}
-    {%- if keys | reject('in', columns[upstream.name]) | list | length == 0 -%}
+    {%- if upstream.changelog and keys | reject('in', columns[upstream.name]) | list | length == 0 -%}
+      {#- Its changes hold the keys its rows left as well as those they have now. -#}
+      {%- call statement('touched_by_' ~ upstream.name) -%}
+        insert into {{ touched }} ({{ key_list }})
+        select distinct {{ key_list }} from {{ _changelog_of(upstream.name) }}
+        where {{ _clock_past('change_clock', through) }}
+      {%- endcall -%}
+    {%- elif keys | reject('in', columns[upstream.name]) | list | length == 0 -%}
       {%- call statement('touched_by_' ~ upstream.name) -%}
         insert into {{ touched }} ({{ key_list }})
         select distinct {{ key_list }} from {{ ref(upstream.name) }} where {{ past }}
@@ -303,6 +355,56 @@
         'inputs': none,
         'invocation_id': invocation_id} -%}
   {%- do replace_incremental_state_rows([row]) -%}
+{%- endmacro %}
+
+
+{# A table built whole starts its changelog empty: its readers rebuild whole too (it was rebuilt). #}
+{% macro start_changelog(changelog, target_relation) -%}
+  {%- do adapter.drop_relation(changelog) -%}
+  {%- call statement('start_changelog') -%}
+    create table {{ changelog }} as
+    select current_rows.*, 1 as change_sign, {{ run_clock() }} as change_clock
+    from {{ target_relation }} as current_rows
+    where 1 = 0
+  {%- endcall -%}
+{%- endmacro %}
+
+{# The rows about to be replaced (-1) and their replacements (+1), before the replace. #}
+{% macro append_changelog(changelog, target_relation, new_relation, touched_relation, keys) -%}
+  {%- if adapter.get_relation(database=changelog.database, schema=changelog.schema, identifier=changelog.identifier) is none -%}
+    {%- do pricing_ops.start_changelog(changelog, target_relation) -%}
+  {%- endif -%}
+  {%- set column_list = adapter.get_columns_in_relation(target_relation) | map(attribute='name') | map('lower') | join(', ') -%}
+  {%- call statement('changelog_replaced') -%}
+    insert into {{ changelog }} ({{ column_list }}, change_sign, change_clock)
+    select {{ column_list }}, -1, {{ run_clock() }} from {{ target_relation }}
+    where ({{ keys | join(', ') }}) in (select {{ keys | join(', ') }} from {{ touched_relation }})
+  {%- endcall -%}
+  {%- call statement('changelog_written') -%}
+    insert into {{ changelog }} ({{ column_list }}, change_sign, change_clock)
+    select {{ column_list }}, 1, {{ run_clock() }} from {{ new_relation }}
+  {%- endcall -%}
+{%- endmacro %}
+
+{# Drop the changes every model reading them has absorbed (those that never built read everything
+   when they first run, whole). #}
+{% macro trim_changelog(changelog) -%}
+  {%- set readers = [] -%}
+  {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and model.unique_id in node.depends_on.nodes -%}
+    {%- do readers.append(node.name) -%}
+  {%- endfor -%}
+  {%- set states = incremental_state_rows(readers) if readers else {} -%}
+  {%- set seen = [] -%}
+  {%- for name, state in states.items() -%}
+    {%- do seen.append(state.watermark.get(model.name, {}).get('through') or '') -%}
+  {%- endfor -%}
+  {%- if '' not in seen -%}
+    {%- call statement('trim_changelog') -%}
+      delete from {{ changelog }}
+      {%- if seen %} where change_clock <= {{ instant_literal(seen | min) }}{% endif %}
+    {%- endcall -%}
+  {%- endif -%}
 {%- endmacro %}
 
 

@@ -1,12 +1,17 @@
 {#- One row per (slug, journey) ever exposed to the slug: its exposures counted, the first and the
     last (recorded_at), the variant of the latest one (greatest recorded_at, then event id) and of
-    the first one (least recorded_at, then event id), and when it first saw another variant than
-    that first one (null if never). The slug marts count journeys from here instead of
-    re-aggregating every exposure of a slug; the experiment arms take the as-of date to it.
-    Only a new exposure of a journey changes its rows (its journey and order state are the marts'
-    business): incremental by journey, a run recomputes every slug row of the journeys with a new
-    exposure from all their exposures. -#}
-{{ config(materialized='incremental_by_key', unique_key='journey_id') }}
+    the first one (least recorded_at, then event id), when it first saw another variant than that
+    first one (null if never), and the journey's current state (int_journey_order_state: whether
+    the journey and its order are in the warehouse, status, order, currency, booked, total,
+    points). What the slug marts, the snapshot's per-order model and the experiment arms sum.
+    Incremental by journey: a new exposure or a changed journey or order recomputes every slug row
+    of the journey from all its exposures; the rows replaced and written go to its changelog, which
+    the marts add up (macros/materializations/). -#}
+{{ config(
+    materialized='incremental_by_key',
+    unique_key='journey_id',
+    indexes=[{'columns': ['order_id']}]
+) }}
 
 with exposures as (
 
@@ -55,8 +60,19 @@ select
     cast(journey_exposures.first_variant_key as text) as first_variant_key,
     cast(journey_exposures.latest_variant_key as text) as latest_variant_key,
     cast(other_variants.other_variant_first_at as timestamptz) as other_variant_first_at,
+    -- An exposure whose journey is not in the warehouse (a dirty row, or one not loaded yet) is no journey.
+    journey_state.journey_id is not null as journey_known,
+    cast(journey_state.journey_status as text) as journey_status,
+    -- The order's columns only once the order is in the warehouse too.
+    cast(case when journey_state.order_status is not null then journey_state.order_id end as text) as order_id,
+    cast(journey_state.order_currency as text) as order_currency,
+    coalesce(journey_state.is_booked, false) as is_booked,
+    journey_state.order_total,
+    journey_state.loyalty_projection_points,
     {{ run_clock() }} as changed_at
 from journey_exposures
 left join other_variants
     on journey_exposures.slug = other_variants.slug
     and journey_exposures.journey_id = other_variants.journey_id
+left join {{ ref('int_journey_order_state') }} as journey_state
+    on journey_exposures.journey_id = journey_state.journey_id

@@ -1,46 +1,49 @@
 {#- One row per slug and UTC day, from the slug's first exposure day through the as-of date (var
     as_of_date), zeros included. Exposures after the as-of date are left out; a late event counts
     on the day it happened (recorded_at), not the day it arrived.
-    Incremental by (slug, day): the days of the new exposures (a late event's own old day) and of
-    the exposures of journeys that changed (a journey arriving makes its exposures count as one),
-    plus the zero days a slug's new first day adds; built whole when the as-of date moves. -#}
+    Incremental by (slug, day), as signed sums: the counts move by the per-(slug, day, journey)
+    rows that changed since the last run (a late event's own old day; a journey arriving counts on
+    every day it was exposed), plus the zero days a slug's new first day adds; built whole when the
+    as-of date moves. -#}
 {{ config(materialized='incremental_by_key', unique_key=['slug', 'activity_date']) }}
 
-with exposure_days as (
+with day_changes as (
 
-    select slug, journey_id, activity_date
-    from {{ ref('stg_raw__pricing_experiment_exposures') }}
+    select * from {{ changes(ref('int_experiment_journey_days')) }} as day_changes
     where activity_date <= {{ as_of_date() }}
-        and {{ touched() }}
 
 ),
 
--- Each journey's exposures per slug and day first (one row each), then the journeys: a count of
--- rows instead of a count(distinct) over every exposure.
-journey_days as (
+-- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
+count_changes as (
 
     select
         slug,
         activity_date,
-        journey_id,
-        count(*) as exposure_count
-    from exposure_days
-    group by slug, activity_date, journey_id
+        sum(change_sign * exposure_count) as exposure_count,
+        sum(case when journey_known then change_sign else 0 end) as journey_count
+    from day_changes
+    group by slug, activity_date
 
 ),
 
 daily_counts as (
 
     select
-        journey_days.slug,
-        journey_days.activity_date,
-        sum(journey_days.exposure_count) as exposure_count,
-        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
-        count(journey_state.journey_id) as journey_count
-    from journey_days
-    left join {{ ref('int_journey_order_state') }} as journey_state
-        on journey_days.journey_id = journey_state.journey_id
-    group by journey_days.slug, journey_days.activity_date
+        slug,
+        activity_date,
+        sum(exposure_count) as exposure_count,
+        sum(journey_count) as journey_count
+    from (
+        select * from count_changes
+        {%- if is_incremental() %}
+        union all
+        select built.slug, built.activity_date, built.exposure_count, built.journey_count
+        from {{ this }} as built
+        where {{ touched(['built.slug', 'built.activity_date']) }}
+        {%- endif %}
+    ) as counts
+    group by slug, activity_date
 
 ),
 
@@ -49,7 +52,9 @@ slug_first_days as (
 
     select slug, min(activity_date) as first_activity_date
     from (
-        select slug, activity_date from daily_counts
+        select slug, activity_date
+        from daily_counts
+        where exposure_count > 0
         {%- if is_incremental() %}
         union all
         select built_days.slug, min(built_days.activity_date) as activity_date

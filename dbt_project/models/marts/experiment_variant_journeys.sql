@@ -1,40 +1,65 @@
 {#- One row per variant ever exposed. journey_count counts journeys whose CURRENT variant for the
     slug is this one: the variant of their latest exposure (greatest recorded_at, then event id),
-    split by the journey's current status. Incremental by slug, from the per-journey and
-    per-variant models: the slugs with a new exposure or a changed journey. -#}
+    split by the journey's current status.
+    Incremental by slug, as signed sums: the counts move by the per-journey rows that changed since
+    the last run (a journey whose latest variant or status changed leaves its old row, -1, for its
+    new one, +1); the variants come from the per-variant model. -#}
 {{ config(materialized='incremental_by_key', unique_key='slug') }}
 
-with variants as (
+with journey_changes as (
 
-    select * from {{ ref('int_experiment_variants') }}
-    where {{ touched() }}
+    select * from {{ changes(ref('int_experiment_journey_exposures')) }} as journey_changes
 
 ),
 
--- Each journey's current variant for the slug, kept per journey by the intermediate model.
-current_variant_of_journey as (
+-- What the counts moved by. An exposure whose journey is not in the warehouse (a dirty row, in
+-- source_row_rejects) is no journey: it counts nowhere.
+count_changes as (
 
-    select slug, journey_id, latest_variant_key as variant_key
-    from {{ ref('int_experiment_journey_exposures') }}
-    where {{ touched() }}
+    select
+        slug,
+        latest_variant_key as variant_key,
+        sum(case when journey_known then change_sign else 0 end) as journey_count,
+        sum(case when journey_status = 'active' then change_sign else 0 end) as active_journeys,
+        sum(case when journey_status = 'stalled' then change_sign else 0 end) as stalled_journeys,
+        sum(case when journey_status = 'completed' then change_sign else 0 end) as completed_journeys
+    from journey_changes
+    group by slug, latest_variant_key
 
 ),
 
 journeys_per_current_variant as (
 
     select
-        current_variant_of_journey.slug,
-        current_variant_of_journey.variant_key,
-        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is
-        -- no journey: it counts nowhere.
-        count(journey_state.journey_id) as journey_count,
-        count(case when journey_state.journey_status = 'active' then 1 end) as active_journeys,
-        count(case when journey_state.journey_status = 'stalled' then 1 end) as stalled_journeys,
-        count(case when journey_state.journey_status = 'completed' then 1 end) as completed_journeys
-    from current_variant_of_journey
-    left join {{ ref('int_journey_order_state') }} as journey_state
-        on current_variant_of_journey.journey_id = journey_state.journey_id
-    group by current_variant_of_journey.slug, current_variant_of_journey.variant_key
+        slug,
+        variant_key,
+        sum(journey_count) as journey_count,
+        sum(active_journeys) as active_journeys,
+        sum(stalled_journeys) as stalled_journeys,
+        sum(completed_journeys) as completed_journeys
+    from (
+        select * from count_changes
+        {%- if is_incremental() %}
+        union all
+        select
+            built.slug,
+            built.variant_key,
+            built.journey_count,
+            built.active_journeys,
+            built.stalled_journeys,
+            built.completed_journeys
+        from {{ this }} as built
+        where {{ touched('built.slug') }}
+        {%- endif %}
+    ) as counts
+    group by slug, variant_key
+
+),
+
+variants as (
+
+    select * from {{ ref('int_experiment_variants') }}
+    where {{ touched() }}
 
 )
 
