@@ -206,7 +206,7 @@
   {%- if is_incremental() -%}
     {%- set keys = incremental_key_columns() -%}
     {%- set exprs = keys if columns is none else ([columns] if columns is string else columns) -%}
-    ({{ exprs | join(', ') }}) in (select {{ keys | join(', ') }} from {{ incremental_scratch_relation('__touched') }})
+    {{ in_keys(exprs, incremental_scratch_relation('__touched'), keys) }}
   {%- else -%}
     1 = 1
   {%- endif -%}
@@ -329,7 +329,7 @@
       {%- call statement('touched_by_' ~ upstream.name) -%}
         insert into {{ touched }} ({{ key_list }})
         select distinct {{ key_list }} from {{ ref(bridges[0]) }}
-        where ({{ upstream_key }}) in (select {{ upstream_key }} from {{ ref(upstream.name) }} where {{ past }})
+        where {{ in_keys(upstream.key, '(select ' ~ upstream_key ~ ' from ' ~ ref(upstream.name) ~ ' where ' ~ past ~ ')', upstream.key) }}
       {%- endcall -%}
     {%- endif -%}
   {%- endfor -%}
@@ -378,7 +378,7 @@
   {%- call statement('changelog_replaced') -%}
     insert into {{ changelog }} ({{ column_list }}, change_sign, change_clock)
     select {{ column_list }}, -1, {{ run_clock() }} from {{ target_relation }}
-    where ({{ keys | join(', ') }}) in (select {{ keys | join(', ') }} from {{ touched_relation }})
+    where {{ in_keys(keys, touched_relation, keys) }}
   {%- endcall -%}
   {%- call statement('changelog_written') -%}
     insert into {{ changelog }} ({{ column_list }}, change_sign, change_clock)
@@ -428,7 +428,7 @@
   {%- set column_list = columns | map('lower') | join(', ') -%}
   {%- call statement('delete_touched') -%}
     delete from {{ target_relation }}
-    where ({{ keys | join(', ') }}) in (select {{ keys | join(', ') }} from {{ touched_relation }})
+    where {{ in_keys(keys, touched_relation, keys) }}
   {%- endcall -%}
   {%- call statement('main') -%}
     insert into {{ target_relation }} ({{ column_list }})
@@ -458,10 +458,31 @@
     {%- endcall -%}
   {%- endif -%}
   {%- do create_indexes(relation) -%}
+  {%- do pricing_ops.analyze_scratch(relation) -%}
 {%- endmacro %}
 
 
-{# Planner statistics of a scratch table (Postgres: a join on a table it knows nothing of may scan). #}
+{# True for the rows whose `exprs` (a list: the columns of a key, in order) are among the `key_columns`
+   of `keys_relation` (a relation or a parenthesized query). Postgres plans `= any(array(...))` of
+   one column as index lookups, where a semi-join on an estimate would scan a whole large table. #}
+{% macro in_keys(exprs, keys_relation, key_columns) -%}
+  {{ return(adapter.dispatch('in_keys', 'pricing_ops')(exprs, keys_relation, key_columns)) }}
+{%- endmacro %}
+
+{% macro default__in_keys(exprs, keys_relation, key_columns) -%}
+  ({{ exprs | join(', ') }}) in (select {{ key_columns | join(', ') }} from {{ keys_relation }} as wanted_keys)
+{%- endmacro %}
+
+{% macro postgres__in_keys(exprs, keys_relation, key_columns) -%}
+  {%- if exprs | length == 1 -%}
+    {{ exprs[0] }} = any(array(select {{ key_columns[0] }} from {{ keys_relation }} as wanted_keys))
+  {%- else -%}
+    {{ default__in_keys(exprs, keys_relation, key_columns) }}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{# Planner statistics of a new table (Postgres: a join on a table it knows nothing of may scan). #}
 {% macro analyze_scratch(relation) -%}
   {{ return(adapter.dispatch('analyze_scratch', 'pricing_ops')(relation)) }}
 {%- endmacro %}
