@@ -46,11 +46,12 @@ from assets.dbt_skip_report import data_version_of, last_check_results, skipped_
 from models.experiment_allocations import AllocationError, parse_allocations_csv, validated_allocations
 from models.markdown import markdown_table
 from resources.stores.dbt_build_state import (
+    BUILD_INPUTS_ENV,
     asset_name,
     build_inputs,
+    inputs_of_model,
     last_builds,
     raw_fingerprint,
-    record_builds,
 )
 from resources.warehouse import Warehouse
 from resources.warehouse_writer import WarehouseWriter
@@ -137,6 +138,15 @@ class DbtBuildConfig(dg.Config):
         description="Run dbt even when nothing is new since the last build (a scheduled refresh otherwise "
         "reports the marts as up to date without starting dbt).",
     )
+    full_data_tests: bool = Field(
+        default=False,
+        description="Run every dbt data test on every row (the daily resync does); otherwise the tests of the "
+        "large tables check the rows the build may have written. Runs dbt even when nothing is new.",
+    )
+
+
+# Read by dbt_project/macros/materializations/incremental_state.sql (get_where_subquery).
+FULL_DATA_TESTS_ENV = "PRICING_OPS_FULL_DATA_TESTS"
 
 
 def run_start_date(context: dg.AssetExecutionContext) -> date:
@@ -196,8 +206,8 @@ def build_dbt_assets(
             # The file of the project this resource runs (the one dbt would load).
             check_allocations_seed(Path(dbt.project_dir) / ALLOCATIONS_SEED)
         as_of = date.fromisoformat(config.as_of_date) if config.as_of_date else run_start_date(context)
-        inputs = _inputs_by_asset(context, warehouse, as_of, variables)
-        unchanged = _unchanged_since(context, config, warehouse, inputs)
+        invocation, inputs = _build_inputs(context, warehouse, as_of, variables)
+        unchanged = _unchanged_since(context, config, warehouse, nodes, inputs)
         # A skip carries every planned check's last result forward; a check with none to carry (a
         # new Dagster instance on an old warehouse) has dbt run to evaluate it.
         last = last_check_results(context.instance, context.selected_asset_check_keys) if unchanged else {}
@@ -216,7 +226,13 @@ def build_dbt_assets(
             f"dbt build on {warehouse.describe()} as of {as_of.isoformat()}"
             + (" (full refresh)" if config.full_refresh else "")
         )
-        env = {**warehouse.dbt_env(), "PRICING_OPS_AS_OF_DATE": as_of.isoformat()}
+        # What this invocation reads: dbt records it on every model it builds, once all of it succeeded.
+        env = {
+            **warehouse.dbt_env(),
+            "PRICING_OPS_AS_OF_DATE": as_of.isoformat(),
+            BUILD_INPUTS_ENV: invocation,
+            FULL_DATA_TESTS_ENV: "1" if config.full_data_tests else "",
+        }
         started = time.monotonic()
         with (
             environment(env),
@@ -227,13 +243,13 @@ def build_dbt_assets(
                 args += added_nodes_excluded(context, dbt, target, variables, nodes)
             # Not raised by dagster-dbt: its error names the command, not the cause (assets/dbt_failures.py);
             # raised after the events are reported, so a failing test's result is recorded (readiness reads it).
-            invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
-            events = list(invocation.stream())
+            cli = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
+            events = list(cli.stream())
             failure = None
-            if not invocation.is_successful():
+            if not cli.is_successful():
                 failure = dbt_failure_line(
-                    read_run_results(target), getattr(invocation, "_error_messages", []), nodes,
-                    warehouse.describe(), invocation.process.returncode,
+                    read_run_results(target), getattr(cli, "_error_messages", []), nodes,
+                    warehouse.describe(), cli.process.returncode,
                 )
         context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file); after a
@@ -253,7 +269,6 @@ def build_dbt_assets(
         if failure is not None:
             # What did build is reported above (and each test's result, failing ones included).
             raise dg.Failure(description=failure)
-        record_builds(warehouse, inputs, context.run.run_id)
 
     return pricing_dbt_models, project
 
@@ -282,35 +297,53 @@ def upstream_raw_tables(assets_def: dg.AssetsDefinition, keys: Iterable[dg.Asset
     return {key.path[-1] for key in seen if len(key.path) == 2 and key.path[0] == "raw"}
 
 
-def _inputs_by_asset(
+def _build_inputs(
     context: dg.AssetExecutionContext, warehouse: Warehouse, as_of: date, variables: Mapping[str, Any]
-) -> dict[str, str]:
-    """What a build of each selected model reads now: its raw tables' fingerprints, the as-of date,
-    the code version and the vars."""
+) -> tuple[str, dict[str, str]]:
+    """What this build reads: the invocation's inputs (every raw table the selection reads, the
+    as-of date, the code version, the vars) and, per selected model, its own share of them (its
+    raw tables only: the data version of its output)."""
     fingerprint = raw_fingerprint(warehouse, upstream_raw_tables(context.assets_def, context.selected_asset_keys))
-    version_now = code_version()
-    out = {}
-    for key in context.selected_asset_keys:
-        tables = upstream_raw_tables(context.assets_def, [key])
-        own = {name: fingerprint[name] for name in sorted(tables)}
-        out[asset_name(key)] = build_inputs(own, as_of.isoformat(), version_now, variables)
-    return out
+    invocation = build_inputs(fingerprint, as_of.isoformat(), code_version(), variables)
+    per_model = {
+        asset_name(key): inputs_of_model(invocation, upstream_raw_tables(context.assets_def, [key]))
+        for key in context.selected_asset_keys
+    }
+    return invocation, per_model
 
 
 def _unchanged_since(
-    context: dg.AssetExecutionContext, config: DbtBuildConfig, warehouse: Warehouse, inputs: Mapping[str, str]
+    context: dg.AssetExecutionContext,
+    config: DbtBuildConfig,
+    warehouse: Warehouse,
+    nodes: Mapping[str, Any],
+    inputs: Mapping[str, str],
 ) -> str | None:
-    """"<instant> (run <id>)" of the latest of the last successful builds of the selected models,
-    when each of them was built from these very inputs and this run may skip dbt (a tagged job, no
-    full refresh, no `force`); else None."""
+    """"<instant> (dbt invocation <id>)" of the latest of the last successful builds of the selected
+    models, when each of them was built from these very inputs (dbt's own record, `last_builds`)
+    and this run may skip dbt (a tagged job, no full refresh, no `force`, no full data tests); else
+    None."""
     tag, value = next(iter(SKIP_WHEN_UNCHANGED_TAG.items()))
-    if context.run.tags.get(tag) != value or config.full_refresh or config.force:
+    if context.run.tags.get(tag) != value or config.full_refresh or config.force or config.full_data_tests:
         return None
-    last = last_builds(warehouse, inputs)
-    if any(name not in last or last[name][0] != wanted for name, wanted in inputs.items()):
-        return None
-    built_at, run_id = max((built_at, run_id) for _, built_at, run_id in last.values())
-    return f"{built_at} (run {run_id[:8]})"
+    model_of = {key: _node_name(context, nodes, key) for key in context.selected_asset_keys}
+    last = last_builds(warehouse, [name for name in model_of.values() if name])
+    built = []
+    for key, model in model_of.items():
+        if model not in last:
+            return None
+        read, built_at, invocation_id = last[model]
+        if inputs_of_model(read, upstream_raw_tables(context.assets_def, [key])) != inputs[asset_name(key)]:
+            return None
+        built.append((built_at, invocation_id))
+    built_at, invocation_id = max(built)
+    return f"{built_at} (dbt invocation {invocation_id[:8]})"
+
+
+def _node_name(context: dg.AssetExecutionContext, nodes: Mapping[str, Any], key: dg.AssetKey) -> str | None:
+    """The dbt node (model, seed) name of a selected dbt asset."""
+    unique_id = str(context.assets_def.specs_by_key[key].metadata.get("dagster_dbt/unique_id", ""))
+    return nodes.get(unique_id, {}).get("name")
 
 
 def _skipped_outputs(
@@ -384,7 +417,7 @@ def _relations_of(
 
 
 def _mart_relation(node: Mapping[str, Any], warehouse: Warehouse) -> str | None:
-    if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental"):
+    if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental", "incremental_by_key"):
         # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
         schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
         return f"{schema}.{node.get('alias') or node['name']}"

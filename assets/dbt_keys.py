@@ -12,6 +12,10 @@ import dagster as dg
 # materialization a person selects in the UI (an ad-hoc asset job, untagged) always runs dbt.
 SKIP_WHEN_UNCHANGED_TAG = {"pricing_ops/dbt": "skip_when_unchanged"}
 
+# The dbt options of the daily resync: its build runs every data test on every row (other builds
+# check the rows they may have written: DbtBuildConfig.full_data_tests).
+FULL_DATA_TESTS_RUN_CONFIG = {"ops": {"pricing_dbt_models": {"config": {"full_data_tests": True}}}}
+
 
 def mart_key(model_name: str) -> dg.AssetKey:
     """The asset key of the mart dbt builds as `model_name`."""

@@ -5,6 +5,7 @@ second run, each as a whole process (start-up, definitions, extract, dbt, exit),
     uv run python bench/bench_refresh.py --small 20000 --large 100000 --history 300000 --new 10000 \\
         --demo-events 50000                                   # a quick pass
     uv run python bench/bench_refresh.py --only nothing-new,mart
+    uv run python bench/bench_refresh.py --only postgres,duckdb   # issue 18's acceptance (5M and 20M: long)
 
 Sections (--only): nothing-new (refresh with nothing new on --small and --large history), new
 (--new events on --history, and the same events on an empty warehouse), full (full rebuild vs
@@ -12,10 +13,14 @@ incremental on --history), demo (`pricing-ops demo` in a fresh data folder with 
 again), mart (one mart materialized through Dagster's implicit asset job, as the UI launches it),
 ui (the same mart launched from a running `dg dev`, the README's UI command, through its GraphQL API,
 as the Materialize button does: queued, a run worker process, the in-process executor; target < 12 s),
-clone (the README's first command, install included, on a fresh clone of this repository's HEAD).
-Every run uses the embedded default: the demo source (DuckDB file) and a DuckDB warehouse, in a
-temporary DATA_DIR. Baselines are the figures measured before incremental dbt (issue 11,
-docs in ../shared/performance-notes.md).
+clone (the README's first command, install included, on a fresh clone of this repository's HEAD),
+postgres (the production setup: PostgreSQL source and warehouse; --new events on --pg-small and
+--pg-large history, --order-changes order status changes and a refresh with nothing new on the
+large one), duckdb (the embedded default: --new events on --duck-small and --duck-large history).
+Every other run uses the embedded default: the demo source (DuckDB file) and a DuckDB warehouse, in
+a temporary DATA_DIR. Baselines are the figures measured before incremental dbt (issue 11) and
+before the incremental mechanism of issue 18 (docs in ../shared/performance-notes.md). Each figure
+is printed with the load average of the machine when it ended.
 """
 
 from __future__ import annotations
@@ -44,7 +49,16 @@ BASELINE = {
     "demo second": 80.0,
     "mart": 94.0,
 }
-SECTIONS = ("nothing-new", "new", "full", "demo", "mart", "ui", "clone")
+# Before issue 18, PostgreSQL source and warehouse (../shared/performance-notes.md, turn 3): 5M was
+# not measured then; 2M's figures are the nearest (they grow with history).
+BASELINE_PG = {
+    "new small": 131.0,  # +50k on 500k
+    "new large": 179.0,  # +50k on 2M
+    "orders large": 164.0,  # 1,000 order updates on 2M
+    "nothing-new large": 31.7,  # 5M, measured on this machine before issue 18 (load ~6)
+}
+BASELINE_DUCK = {"new small": 63.4, "new large": 63.4}  # +50k on 1M (20M was never measured)
+SECTIONS = ("nothing-new", "new", "full", "demo", "mart", "ui", "clone", "postgres", "duckdb")
 _DBT_SECONDS = re.compile(r"dbt build: .* in ([0-9.]+) s")
 _DBT_OWN = re.compile(r"Finished running .* \(([0-9.]+)s\)")
 
@@ -65,9 +79,10 @@ class Bench:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def run(self, label: str, data_dir: Path, args: list[str], baseline: str | None = None, target: str = "") -> float:
+    def run(self, label: str, data_dir: Path, args: list[str], baseline: str | float | None = None,
+            target: str = "", env: dict[str, str] | None = None) -> float:
         """One whole process (`pricing-ops ...` or this script's child mode); prints and records it."""
-        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        env = {**os.environ, **(env or {}), "DATA_DIR": str(data_dir)}
         env.pop("PRICING_OPS_VERBOSE", None)
         cpu_before = _children_cpu()
         started = time.perf_counter()
@@ -81,8 +96,9 @@ class Bench:
         dbt = _DBT_SECONDS.findall(log)
         own = _DBT_OWN.findall(log)
         detail = f"cpu {cpu:.1f} s" + (f", dbt step {float(dbt[-1]):.1f} s" if dbt else "") + (
-            f", dbt's own {float(own[-1]):.1f} s" if own else "")
-        base = f"baseline {BASELINE[baseline]:6.1f} s" if baseline else ""
+            f", dbt's own {float(own[-1]):.1f} s" if own else "") + f", load {os.getloadavg()[0]:.1f}"
+        seconds_base = BASELINE[baseline] if isinstance(baseline, str) else baseline
+        base = f"baseline {seconds_base:6.1f} s" if baseline else ""
         print(f"{label:<48} {seconds:7.1f} s   {base:<18} {target:<16} {detail}", flush=True)
         if os.getloadavg()[0] > (os.cpu_count() or 1) * 1.5:
             print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: wall time inflated)")
@@ -128,8 +144,9 @@ def only_held(source_dir: Path, data_dir: Path) -> None:
         conn.execute("drop table held_events")
 
 
-def refresh(bench: Bench, label: str, data_dir: Path, baseline: str | None = None, target: str = "") -> float:
-    return bench.run(label, data_dir, [PRICING_OPS, "refresh"], baseline, target)
+def refresh(bench: Bench, label: str, data_dir: Path, baseline: str | float | None = None, target: str = "",
+            env: dict[str, str] | None = None) -> float:
+    return bench.run(label, data_dir, [PRICING_OPS, "refresh"], baseline, target, env)
 
 
 def section_nothing_new(bench: Bench, args) -> None:
@@ -268,6 +285,117 @@ def section_ui(bench: Bench, args) -> None:
         raise SystemExit(f"ui: the run ended {status}")
 
 
+def _pg_admin():
+    """A connection to the benchmark's PostgreSQL server (BENCH_PG_ADMIN_URL, default the local one)."""
+    import psycopg
+
+    admin = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    return psycopg.connect(admin, autocommit=True), admin
+
+
+def _pg_database(bench: Bench, name: str) -> str:
+    """A new database on the benchmark's PostgreSQL (BENCH_PG_ADMIN_URL, default the local server),
+    dropped when the run ends; its URL."""
+    conn, admin = _pg_admin()
+    with conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    bench.databases.append(name)
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_databases(bench: Bench) -> None:
+    if not getattr(bench, "databases", None):
+        return
+    conn, _ = _pg_admin()
+    with conn:
+        for name in bench.databases:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _pg_hold_back(url: str, count: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"create table held_events as select * from onboarding_journey_events order by id desc limit {count}")
+        conn.execute("delete from onboarding_journey_events where id in (select id from held_events)")
+        conn.execute("vacuum analyze onboarding_journey_events")
+
+
+def _pg_release(url: str) -> None:
+    """The held events arrive now, as new rows of the app would (ingested_at = now)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("insert into onboarding_journey_events (id, journey_id, event_type, payload, recorded_at, ingested_at) "
+                     "overriding system value select id, journey_id, event_type, payload, recorded_at, clock_timestamp() "
+                     "from held_events")
+        conn.execute("drop table held_events")
+
+
+def _pg_change_orders(url: str, count: int) -> None:
+    """`count` orders of journeys change status now (paid <-> refunded), as the app would update them."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "update orders set status = case when status in ('paid', 'fulfilled') then 'refunded' else 'paid' end, "
+            "updated_at = clock_timestamp() "
+            f"where id in (select order_id from onboarding_journeys order by md5(id) limit {count})")
+
+
+def section_postgres(bench: Bench, args) -> None:
+    """The production setup (docs/deploy.md): PostgreSQL source, PostgreSQL warehouse."""
+    from resources.demo_source import write_demo_source
+
+    tag = f"{os.getpid()}"
+    figures: dict[str, float] = {}
+    for size_name, events in (("small", args.pg_small), ("large", args.pg_large)):
+        data = bench.data_dir(f"postgres-{events}")
+        source = _pg_database(bench, f"bench_refresh_src_{events}_{tag}")
+        warehouse = _pg_database(bench, f"bench_refresh_wh_{events}_{tag}")
+        env = {"WAREHOUSE_URL": warehouse, "ONBOARDING_EXPORT_DATABASE_URL": source}
+        write_demo_source(events=events + args.new, seed=7, postgres_url=source, progress=lambda m: None)
+        _pg_hold_back(source, args.new)
+        refresh(bench, f"PG: first refresh, {events:,} events (full build)", data, env=env)
+        if size_name == "large":
+            refresh(bench, f"PG: refresh again, {events:,} history", data, env=env)  # warm caches
+            figures["nothing-new"] = refresh(
+                bench, f"PG: refresh with nothing new, {events:,} history", data, BASELINE_PG["nothing-new large"],
+                "target < 8 s", env=env)
+        _pg_release(source)
+        figures[f"new {size_name}"] = refresh(
+            bench, f"PG: {args.new:,} new events on {events:,} history", data, BASELINE_PG[f"new {size_name}"],
+            "target < 30 s" if size_name == "large" else "", env=env)
+        if size_name == "large":
+            _pg_change_orders(source, args.order_changes)
+            figures["orders"] = refresh(
+                bench, f"PG: {args.order_changes:,} order status changes, {events:,}", data,
+                BASELINE_PG["orders large"], "target < 20 s", env=env)
+    ratio = figures["new large"] / figures["new small"]
+    print(f"  PG: {args.new:,} new on {args.pg_large:,} vs on {args.pg_small:,} history = {ratio:.2f}x "
+          "(target <= 2x)", flush=True)
+
+
+def section_duckdb(bench: Bench, args) -> None:
+    """The embedded default (demo source and warehouse in DuckDB files) at scale."""
+    figures: dict[str, float] = {}
+    for size_name, events in (("small", args.duck_small), ("large", args.duck_large)):
+        data = bench.data_dir(f"duckdb-{events}")
+        write_source(data, events + args.new)
+        hold_back(data, args.new)
+        refresh(bench, f"DuckDB: first refresh, {events:,} events (full build)", data)
+        refresh(bench, f"DuckDB: refresh with nothing new, {events:,} history", data)
+        release(data)
+        figures[size_name] = refresh(
+            bench, f"DuckDB: {args.new:,} new events on {events:,} history", data, BASELINE_DUCK[f"new {size_name}"],
+            "target < 20 s" if size_name == "large" else "")
+        shutil.rmtree(data, ignore_errors=True)  # 20M of history is several GB
+    ratio = figures["large"] / figures["small"]
+    print(f"  DuckDB: {args.new:,} new on {args.duck_large:,} vs on {args.duck_small:,} history = {ratio:.2f}x "
+          "(target <= 1.5x)", flush=True)
+
+
 def readme_first_command() -> str:
     """The README's first command (the first line of its first bash block), without its comment."""
     text = (ROOT / "README.md").read_text()
@@ -329,6 +457,11 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=5_000_000, help="history for new events and full")
     parser.add_argument("--new", type=int, default=50_000, help="new events")
     parser.add_argument("--demo-events", type=int, default=200_000)
+    parser.add_argument("--pg-small", type=int, default=500_000, help="smaller history of the postgres section")
+    parser.add_argument("--pg-large", type=int, default=5_000_000, help="larger history of the postgres section")
+    parser.add_argument("--duck-small", type=int, default=1_000_000, help="smaller history of the duckdb section")
+    parser.add_argument("--duck-large", type=int, default=20_000_000, help="larger history of the duckdb section")
+    parser.add_argument("--order-changes", type=int, default=1_000, help="order status changes (postgres)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--keep", action="store_true", help="keep the data folders (printed)")
     parser.add_argument("--child-refresh", action="store_true", help=argparse.SUPPRESS)
@@ -347,12 +480,15 @@ def main() -> None:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     root = Path(tempfile.mkdtemp(prefix="bench_refresh_"))
     print(f"{'run (whole process)':<48} {'wall':>9}   {'baseline':<18} {'target':<16} detail")
+    bench = Bench(root)
+    bench.databases = []
     try:
-        bench = Bench(root)
         for name in SECTIONS:
             if name in sections:
                 globals()[f"section_{name.replace('-', '_')}"](bench, args)
     finally:
+        if not args.keep:
+            _drop_pg_databases(bench)
         if args.keep:
             print(f"data kept in {root}")
         else:

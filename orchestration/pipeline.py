@@ -11,7 +11,7 @@ from dagster_dbt import DbtProject
 
 from assets.bi import source_column_schemas
 from assets.dbt import build_dbt_assets, dbt_cli_resource
-from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG, mart_key
+from assets.dbt_keys import FULL_DATA_TESTS_RUN_CONFIG, SKIP_WHEN_UNCHANGED_TAG, mart_key
 from assets.experiments import build_experiment_assets
 from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
@@ -84,13 +84,14 @@ def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             ),
             # The refresh with orders and journeys re-read whole: repairs a change that committed
-            # later than EXTRACT_LOOKBACK (run metadata: full_resync, rows_updated).
+            # later than EXTRACT_LOOKBACK (run metadata: full_resync, rows_updated); its dbt build
+            # runs every data test on every row (other builds check what they wrote).
             dg.ScheduleDefinition(
                 name="extract_resync_daily",
                 job=refresh_job,
                 cron_schedule=settings.EXTRACT_RESYNC_CRON,
                 execution_timezone="UTC",
-                run_config=RESYNC_RUN_CONFIG,
+                run_config={"ops": {**RESYNC_RUN_CONFIG["ops"], **FULL_DATA_TESTS_RUN_CONFIG["ops"]}},
                 tags={"pricing_ops/extract": "full_resync"},
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             ),

@@ -1,5 +1,7 @@
 """The record of the last successful dbt build: the raw tables' fingerprint moves with any insert
-or in-place update (whoever wrote it), and the record survives the process, on both warehouses."""
+or in-place update (whoever wrote it), and dbt itself records what each invocation read (in the
+state table of its incremental models) on the models it built, only when all of it succeeded; the
+refresh's skip reads that record back, on both warehouses."""
 
 from __future__ import annotations
 
@@ -7,13 +9,15 @@ import json
 
 import pipeline_dataset as ds
 import pytest
-from dbt_helpers import load_raw_tables
+from dbt_helpers import load_raw_tables, parse_manifest, run_dbt
 
+from assets.dbt_project import environment
 from resources.stores.dbt_build_state import (
+    BUILD_INPUTS_ENV,
     build_inputs,
+    inputs_of_model,
     last_builds,
     raw_fingerprint,
-    record_builds,
 )
 from resources.warehouse import Warehouse
 
@@ -33,7 +37,7 @@ def warehouse(request, tmp_path):
     return warehouse
 
 
-def test_fingerprint_moves_with_every_change_and_the_record_survives(warehouse):
+def test_fingerprint_moves_with_every_change_and_dbt_records_what_it_read(warehouse, tmp_path):
     first = raw_fingerprint(warehouse, TABLES)
     assert first["nope"] is None  # not a raw table of this project
     assert first["orders"][0] == len(ds.SOURCE["orders"])
@@ -53,16 +57,31 @@ def test_fingerprint_moves_with_every_change_and_the_record_survives(warehouse):
     assert appended["onboarding_journey_events"][0] == first["onboarding_journey_events"][0] + 1
     assert appended["onboarding_journey_events"] != updated["onboarding_journey_events"]
 
-    # The record of a build, per model, read back by another connection.
+    # What an invocation read, recorded by dbt on each model it built, read back by another process.
     inputs = build_inputs(appended, ds.AS_OF, "v1", {"x": 1})
-    assert last_builds(warehouse, ["a", "b"]) == {}
-    record_builds(warehouse, {"a": inputs, "staging/b": "older"}, "run-1-abcdef")
-    record_builds(warehouse, {"staging/b": inputs}, "run-2-abcdef")  # a later build replaces its record
-    last = last_builds(warehouse, ["a", "staging/b", "c"])
-    assert sorted(last) == ["a", "staging/b"]
-    assert (last["a"][0], last["a"][2]) == (inputs, "run-1-abcdef") and last["a"][1].endswith("Z")
-    assert (last["staging/b"][0], last["staging/b"][2]) == (inputs, "run-2-abcdef")
+    assert inputs_of_model(inputs, ["orders"]) == build_inputs({"orders": appended["orders"]}, ds.AS_OF, "v1", {"x": 1})
+    assert inputs_of_model(inputs, ["orders", "not_read"]) is None
     assert build_inputs(appended, "2026-11-21", "v1", {"x": 1}) != inputs  # the as-of date counts
+    manifest = parse_manifest(warehouse, tmp_path)
+    assert last_builds(warehouse, ["stg_raw__orders"]) == {}
+    models = ["--select", "stg_raw__orders", "stg_raw__onboarding_journeys"]
+    with environment({BUILD_INPUTS_ENV: inputs}):
+        run_dbt(warehouse, ["run", *models], tmp_path, manifest=manifest)
+    first = last_builds(warehouse, ["stg_raw__orders", "stg_raw__onboarding_journeys", "stg_raw__orders_x"])
+    assert sorted(first) == ["stg_raw__onboarding_journeys", "stg_raw__orders"]
+    assert first["stg_raw__orders"][0] == inputs and first["stg_raw__orders"][1].endswith("Z")
+    # An invocation that fails records nothing: the next refresh runs dbt again.
+    later = build_inputs(updated, ds.AS_OF, "v2", {"x": 1})
+    with environment({BUILD_INPUTS_ENV: later}), pytest.raises(AssertionError, match="as_of_date"):
+        run_dbt(warehouse, ["run", *models, "experiment_conversion_snapshot_history"], tmp_path,
+                {"as_of_date": "not a date"}, manifest=manifest)
+    assert last_builds(warehouse, ["stg_raw__orders"]) == {"stg_raw__orders": first["stg_raw__orders"]}
+    # A later successful build replaces the record of the models it built, and only theirs.
+    with environment({BUILD_INPUTS_ENV: later}):
+        run_dbt(warehouse, ["run", "--select", "stg_raw__orders"], tmp_path, manifest=manifest)
+    again = last_builds(warehouse, ["stg_raw__orders", "stg_raw__onboarding_journeys"])
+    assert again["stg_raw__orders"][0] == later and again["stg_raw__orders"][2] != first["stg_raw__orders"][2]
+    assert again["stg_raw__onboarding_journeys"] == first["stg_raw__onboarding_journeys"]
 
 
 def _event(row: dict, loaded_at: str) -> dict:

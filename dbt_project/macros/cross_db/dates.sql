@@ -64,8 +64,14 @@
 {# The as-of date of the run as a SQL date literal: var `as_of_date` ('YYYY-MM-DD') when set, else
    env PRICING_OPS_AS_OF_DATE (what the Dagster asset passes: an env var keeps dbt's partial parse,
    a changed --vars would throw it away), else the UTC date at the start of the run. A literal, so
-   every model of one run agrees on it even across midnight. #}
+   every model of one run agrees on it even across midnight. A model calling it depends on the
+   as-of date: the incremental mechanism rebuilds it whole when the date moves. #}
 {% macro as_of_date() -%}
+  cast('{{ as_of_date_text() }}' as date)
+{%- endmacro %}
+
+{# The as-of date as text 'YYYY-MM-DD' (see as_of_date). #}
+{% macro as_of_date_text() -%}
   {%- set value = var('as_of_date', none) -%}
   {%- if value is none or (value | string | trim) == '' -%}
     {%- set value = env_var('PRICING_OPS_AS_OF_DATE', '') -%}
@@ -80,5 +86,36 @@
            "dbt var as_of_date must be a date 'YYYY-MM-DD' (e.g. --vars '{as_of_date: \"2026-11-26\"}'), got '" ~ value ~ "'") }}
     {%- endif -%}
   {%- endif -%}
-  cast('{{ value }}' as date)
+  {{ return(value) }}
+{%- endmacro %}
+
+
+{# The start of this dbt invocation as ISO text in UTC ('2026-03-06T01:00:00.123456Z'): the clock an
+   incremental model stamps on the rows it writes (`changed_at`). #}
+{% macro run_clock_text() -%}
+  {{ return(run_started_at.astimezone(modules.pytz.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')) }}
+{%- endmacro %}
+
+{# The same instant as a timestamptz literal. #}
+{% macro run_clock() -%}
+  {{ instant_literal(run_clock_text()) }}
+{%- endmacro %}
+
+{# A timestamptz literal from ISO text with an offset or Z: the same instant on both engines. #}
+{% macro instant_literal(text) -%}
+  cast('{{ text }}' as timestamptz)
+{%- endmacro %}
+
+{# An instant as ISO text in UTC with microseconds and Z, whatever the session's time zone (a
+   watermark read back into SQL with instant_literal). #}
+{% macro utc_instant_text(timestamptz_expr) -%}
+  {{ return(adapter.dispatch('utc_instant_text', 'pricing_ops')(timestamptz_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_instant_text(timestamptz_expr) -%}
+  strftime(timezone('UTC', {{ timestamptz_expr }}), '%Y-%m-%dT%H:%M:%S.%fZ')
+{%- endmacro %}
+
+{% macro postgres__utc_instant_text(timestamptz_expr) -%}
+  to_char({{ timestamptz_expr }} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 {%- endmacro %}

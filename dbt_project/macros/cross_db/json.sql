@@ -82,8 +82,8 @@
 
 
 {# Parse a text as JSON; SQL null when it is not valid JSON (never an error).
-   PostgreSQL 15 has no non-throwing cast (pg_input_is_valid is 16+): it calls the session function
-   that `create_try_parse_json_function()` creates in a pre-hook of the model using this macro. #}
+   PostgreSQL 15 has no non-throwing cast (pg_input_is_valid is 16+): it calls the function that
+   `create_try_parse_json_function()` (on-run-start) keeps in the staging schema. #}
 {% macro try_parse_json(text_expr) -%}
   {{ return(adapter.dispatch('try_parse_json', 'pricing_ops')(text_expr)) }}
 {%- endmacro %}
@@ -105,12 +105,17 @@
 {%- endmacro %}
 
 {% macro postgres__try_parse_json(text_expr) -%}
-  pg_temp.pricing_ops_try_parse_jsonb({{ text_expr }})
+  {{ _try_parse_jsonb_function() }}({{ text_expr }})
+{%- endmacro %}
+
+{% macro _try_parse_jsonb_function() -%}
+  {{ adapter.quote(target.schema ~ '_staging') }}.pricing_ops_try_parse_jsonb
 {%- endmacro %}
 
 
-{# Pre-hook for models that call try_parse_json. A pg_temp function lives only as long as the
-   session that builds the model, so nothing is left behind in the warehouse. No-op on DuckDB. #}
+{# on-run-start, after the staging schema exists: the parser Postgres lacks, replaced by each run
+   (so a change here reaches the warehouse), where every session of the run finds it (a model's
+   unit tests as well as the model). No-op on DuckDB. #}
 {% macro create_try_parse_json_function() -%}
   {{ return(adapter.dispatch('create_try_parse_json_function', 'pricing_ops')()) }}
 {%- endmacro %}
@@ -119,7 +124,7 @@
 {%- endmacro %}
 
 {% macro postgres__create_try_parse_json_function() -%}
-  create or replace function pg_temp.pricing_ops_try_parse_jsonb(value text) returns jsonb
+  create or replace function {{ _try_parse_jsonb_function() }}(value text) returns jsonb
   language plpgsql immutable as $fn$
   begin
     return value::jsonb;

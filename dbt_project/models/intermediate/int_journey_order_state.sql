@@ -1,16 +1,13 @@
-{#- One row per journey: the current journey and order values the marts read, and `changed_at`,
-    the start of the dbt run that first saw them as they are now. The incremental marts recompute
-    the journeys whose changed_at is past their watermark (macros/incremental.sql).
+{#- One row per journey: the current journey and order values the marts read, the one booked rule
+    (contract section 3: the order's status is paid or fulfilled now; no order yet: not booked), and
+    `changed_at`, the start of the dbt run that first saw them as they are now: the clock the
+    incremental models read to recompute what a change touches.
 
     Orders and journeys change in place and a change can commit long after its updated_at (contract
-    section 2), so a change is found by comparing the values, not by a timestamp: a full scan of
-    journeys and orders (a fraction of the events) instead of a scan of every exposure. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='journey_id',
-    on_schema_change='fail'
-) }}
+    section 2), so a change is found by comparing the values, not by a timestamp: a scan of
+    journeys and orders (a fraction of the events); only the journeys whose values differ are
+    written (the model's rows of other keys stay as they are). -#}
+{{ config(materialized='incremental_by_key', unique_key='journey_id') }}
 {%- set tracked = ['order_id', 'journey_status', 'order_number', 'order_status', 'order_total',
                    'order_currency', 'loyalty_projection_points'] %}
 
@@ -35,7 +32,8 @@ select
     {%- for column in ['journey_id'] + tracked %}
     current_state.{{ column }},
     {%- endfor %}
-    cast('{{ run_started_at.astimezone(modules.pytz.utc).strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz) as changed_at
+    coalesce(current_state.order_status in ('paid', 'fulfilled'), false) as is_booked,
+    {{ run_clock() }} as changed_at
 from current_state
 {%- if is_incremental() %}
 left join {{ this }} as previous

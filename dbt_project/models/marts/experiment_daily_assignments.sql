@@ -1,31 +1,67 @@
 {#- One row per slug and UTC day, from the slug's first exposure day through the as-of date (var
     as_of_date), zeros included. Exposures after the as-of date are left out; a late event counts
-    on the day it happened (recorded_at), not the day it arrived. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_touched('slug', touched_slugs(depends_on_as_of_date=true)) }}",
-    post_hook=["{{ clear_watermark() }}", "{{ record_watermark() }}"]
-) }}
--- depends_on: {{ ref('int_journey_order_state') }}
-with exposure_days as (
+    on the day it happened (recorded_at), not the day it arrived.
+    Incremental by (slug, day), as signed sums: the counts move by the per-(slug, day, journey)
+    rows that changed since the last run (a late event's own old day; a journey arriving counts on
+    every day it was exposed), plus the zero days a slug's new first day adds; built whole when the
+    as-of date moves. -#}
+{{ config(materialized='incremental_by_key', unique_key=['slug', 'activity_date']) }}
 
-    select
-        slug,
-        journey_id,
-        {{ utc_date('recorded_at') }} as activity_date
-    from {{ ref('stg_raw__pricing_experiment_exposures') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs(depends_on_as_of_date=true) }})
-    {%- endif %}
+with day_changes as (
+
+    select * from {{ changes(ref('int_experiment_journey_days')) }} as day_changes
+    where activity_date <= {{ as_of_date() }}
 
 ),
 
+-- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
+count_changes as (
+
+    select
+        slug,
+        activity_date,
+        sum(change_sign * exposure_count) as exposure_count,
+        sum(case when journey_known then change_sign else 0 end) as journey_count
+    from day_changes
+    group by slug, activity_date
+
+),
+
+daily_counts as (
+
+    select
+        slug,
+        activity_date,
+        sum(exposure_count) as exposure_count,
+        sum(journey_count) as journey_count
+    from (
+        select * from count_changes
+        {%- if is_incremental() %}
+        union all
+        select built.slug, built.activity_date, built.exposure_count, built.journey_count
+        from {{ this }} as built
+        where {{ touched(['built.slug', 'built.activity_date']) }}
+        {%- endif %}
+    ) as counts
+    group by slug, activity_date
+
+),
+
+-- A slug's first day: its earliest recounted day or the first day it already has.
 slug_first_days as (
 
     select slug, min(activity_date) as first_activity_date
-    from exposure_days
+    from (
+        select slug, activity_date
+        from daily_counts
+        where exposure_count > 0
+        {%- if is_incremental() %}
+        union all
+        select built_days.slug, min(built_days.activity_date) as activity_date
+        from {{ this }} as built_days
+        group by built_days.slug
+        {%- endif %}
+    ) as known_days
     group by slug
 
 ),
@@ -38,36 +74,6 @@ spine as (
     from slug_first_days
     cross join {{ date_spine('slug_first_days.first_activity_date', as_of_date(), 'days', 'activity_date') }}
 
-),
-
--- Each journey's exposures per slug and day first (one row each), then the journeys: a count of
--- rows instead of a count(distinct) over every exposure.
-journey_days as (
-
-    select
-        slug,
-        activity_date,
-        journey_id,
-        count(*) as exposure_count
-    from exposure_days
-    where activity_date <= {{ as_of_date() }}
-    group by slug, activity_date, journey_id
-
-),
-
-daily_counts as (
-
-    select
-        journey_days.slug,
-        journey_days.activity_date,
-        sum(journey_days.exposure_count) as exposure_count,
-        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
-        count(journeys.journey_id) as journey_count
-    from journey_days
-    left join {{ ref('stg_raw__onboarding_journeys') }} as journeys
-        on journey_days.journey_id = journeys.journey_id
-    group by journey_days.slug, journey_days.activity_date
-
 )
 
 select
@@ -79,3 +85,11 @@ from spine
 left join daily_counts
     on spine.slug = daily_counts.slug
     and spine.activity_date = daily_counts.activity_date
+{%- if is_incremental() %}
+-- The recounted days, and the days the slug did not have yet.
+where {{ touched(['spine.slug', 'spine.activity_date']) }}
+    or not exists (
+        select 1 from {{ this }} as existing_days
+        where existing_days.slug = spine.slug and existing_days.activity_date = spine.activity_date
+    )
+{%- endif %}

@@ -1,34 +1,26 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_touched('slug', touched_slugs()) }}",
-    post_hook=["{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_exposures') }}"]
-) }}
--- depends_on: {{ ref('int_journey_order_state') }}
-with exposures as (
+{#- One row per slug ever exposed.
+    Incremental by slug, as signed sums: the journey and exposure counts move by the per-journey
+    rows that changed since the last run; a slug's first and last exposure only move outwards (a
+    journey never leaves a slug, its exposures only add up); the variants come from the
+    per-variant model. -#}
+{{ config(materialized='incremental_by_key', unique_key='slug') }}
 
-    select * from {{ ref('stg_raw__pricing_experiment_exposures') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs() }})
-    {%- endif %}
+with journey_changes as (
+
+    select * from {{ changes(ref('int_experiment_journey_exposures')) }} as journey_changes
 
 ),
 
--- Each journey's exposures per slug, counted once per journey by the intermediate model.
-journey_exposures as (
+slug_changes as (
 
-    select * from {{ ref('int_experiment_journey_exposures') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs() }})
-    {%- endif %}
-
-),
-
-slug_variants as (
-
-    select slug, count(distinct variant_key) as variant_count
-    from exposures
+    select
+        slug,
+        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
+        sum(case when journey_known then change_sign else 0 end) as journey_count,
+        sum(change_sign * exposure_count) as exposure_count,
+        min(case when change_sign > 0 then first_exposure_at end) as first_exposure_at,
+        max(case when change_sign > 0 then last_exposure_at end) as last_exposure_at
+    from journey_changes
     group by slug
 
 ),
@@ -36,16 +28,35 @@ slug_variants as (
 journey_totals as (
 
     select
-        journey_exposures.slug,
-        -- An exposure whose journey is not in the source (a dirty row, in source_row_rejects) is no journey.
-        count(journeys.journey_id) as journey_count,
-        sum(journey_exposures.exposure_count) as exposure_count,
-        min(journey_exposures.first_exposure_at) as first_exposure_at,
-        max(journey_exposures.last_exposure_at) as last_exposure_at
-    from journey_exposures
-    left join {{ ref('stg_raw__onboarding_journeys') }} as journeys
-        on journey_exposures.journey_id = journeys.journey_id
-    group by journey_exposures.slug
+        slug,
+        sum(journey_count) as journey_count,
+        sum(exposure_count) as exposure_count,
+        min(first_exposure_at) as first_exposure_at,
+        max(last_exposure_at) as last_exposure_at
+    from (
+        select * from slug_changes
+        {%- if is_incremental() %}
+        union all
+        select
+            built.slug,
+            built.journey_count,
+            built.exposure_count,
+            built.first_exposure_at,
+            built.last_exposure_at
+        from {{ this }} as built
+        where {{ touched('built.slug') }}
+        {%- endif %}
+    ) as totals
+    group by slug
+
+),
+
+slug_variants as (
+
+    select slug, count(*) as variant_count
+    from {{ ref('int_experiment_variants') }}
+    where {{ touched() }}
+    group by slug
 
 )
 

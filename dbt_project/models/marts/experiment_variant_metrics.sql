@@ -8,33 +8,35 @@
     Journeys exposed to 2+ variant keys are left out. Every arm (every variant key exposed up to the
     as-of date) has its rows, 0 journeys included; revenue has a row for every arm and every currency
     that any counted journey of the slug has. Every CTE is keyed by slug.
-    Incremental on slugs (macros/incremental.sql): a run recomputes the slugs of journeys with a new
-    exposure or a changed journey or order, and the slugs with an exposure the move of the as-of
-    date brings in or leaves out; the other slugs' rows only take the new as-of date. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ delete_touched('slug', touched_slugs(as_of_window=true)) }}",
-    post_hook=["{{ stamp_as_of_date() }}", "{{ clear_watermark() }}", "{{ record_watermark(upstream='int_experiment_journey_arms') }}"]
-) }}
--- depends_on: {{ ref('int_journey_order_state') }}
+    Incremental by slug, as signed sums: every sum moves by the per-journey arm rows that changed
+    since the last run (a journey whose order was refunded leaves its old row, -1, for its new one,
+    +1); the arms come from the per-variant model; built whole when the as-of date moves (every
+    row carries it). -#}
+{{ config(materialized='incremental_by_key', unique_key='slug') }}
+
+-- Every variant key exposed up to the as-of date: utc_date(first exposure) <= as-of date.
 with arms as (
 
-    select distinct slug, variant_key
-    from {{ ref('int_experiment_exposures_as_of') }}
-    {%- if is_incremental() %}
-    where slug in ({{ touched_slugs(as_of_window=true) }})
-    {%- endif %}
+    select slug, variant_key
+    from {{ ref('int_experiment_variants') }}
+    where first_exposure_at < {{ utc_day_start(as_of_date() ~ ' + 1') }}
+        and {{ touched() }}
 
 ),
 
-counted_journeys as (
+journey_changes as (
+
+    select * from {{ changes(ref('int_experiment_journey_arms')) }} as journey_changes
+
+),
+
+counted_changes as (
 
     select
         slug,
         first_variant_key as variant_key,
         order_currency,
+        change_sign,
         case when is_booked then 1 else 0 end as converted,
         -- Both branches typed: DuckDB would otherwise round the decimal to the integer 0's type.
         case
@@ -45,33 +47,57 @@ counted_journeys as (
             when is_booked then cast(loyalty_projection_points as numeric(38, 0))
             else cast(0 as numeric(38, 0))
         end as loyalty_points
-    from {{ ref('int_experiment_journey_arms') }}
+    from journey_changes
     where not is_multiple_exposure
-    {%- if is_incremental() %}
-        and slug in ({{ touched_slugs(as_of_window=true) }})
-    {%- endif %}
 
 ),
 
+-- What each arm's sums moved by, per order currency (null: no order in the warehouse yet).
+partial_changes as (
+
+    select
+        slug,
+        variant_key,
+        order_currency,
+        sum(change_sign) as journeys,
+        sum(change_sign * converted) as conversions,
+        sum(change_sign * revenue) as revenue,
+        sum(change_sign * revenue * revenue) as revenue_squares,
+        sum(change_sign * loyalty_points) as loyalty_points,
+        sum(change_sign * loyalty_points * loyalty_points) as loyalty_points_squares
+    from counted_changes
+    group by slug, variant_key, order_currency
+
+),
+
+-- Across currencies: the sums so far (this model's loyalty_points rows hold the arm's journeys,
+-- booked journeys, points and their squares) and what they moved by.
 arm_totals as (
 
     select
         slug,
         variant_key,
-        count(*) as journeys,
-        sum(converted) as conversions,
+        sum(journeys) as journeys,
+        sum(conversions) as conversions,
         sum(loyalty_points) as loyalty_points,
-        sum(loyalty_points * loyalty_points) as loyalty_points_squares
-    from counted_journeys
+        sum(loyalty_points_squares) as loyalty_points_squares
+    from (
+        select slug, variant_key, journeys, conversions, loyalty_points, loyalty_points_squares
+        from partial_changes
+        {%- if is_incremental() %}
+        union all
+        select
+            built.slug,
+            built.variant_key,
+            built.journeys,
+            built.booked_journeys,
+            built.total,
+            built.total_squares
+        from {{ this }} as built
+        where built.metric = 'loyalty_points' and {{ touched('built.slug') }}
+        {%- endif %}
+    ) as sums
     group by slug, variant_key
-
-),
-
-slug_currencies as (
-
-    select distinct slug, order_currency
-    from counted_journeys
-    where order_currency is not null
 
 ),
 
@@ -81,13 +107,46 @@ arm_currency_totals as (
         slug,
         variant_key,
         order_currency,
-        count(*) as journeys,
-        sum(converted) as booked_journeys,
+        sum(journeys) as journeys,
+        sum(booked_journeys) as booked_journeys,
         sum(revenue) as revenue,
-        sum(revenue * revenue) as revenue_squares
-    from counted_journeys
-    where order_currency is not null
+        sum(revenue_squares) as revenue_squares
+    from (
+        select
+            slug,
+            variant_key,
+            order_currency,
+            journeys,
+            conversions as booked_journeys,
+            revenue,
+            revenue_squares
+        from partial_changes
+        where order_currency is not null
+        {%- if is_incremental() %}
+        union all
+        select
+            built.slug,
+            built.variant_key,
+            built.currency,
+            built.journeys,
+            built.booked_journeys,
+            built.total,
+            built.total_squares
+        from {{ this }} as built
+        where built.metric = 'revenue' and {{ touched('built.slug') }}
+        {%- endif %}
+    ) as sums
     group by slug, variant_key, order_currency
+
+),
+
+-- The currencies any counted journey of the slug has.
+slug_currencies as (
+
+    select slug, order_currency
+    from arm_currency_totals
+    group by slug, order_currency
+    having sum(journeys) > 0
 
 ),
 

@@ -1,7 +1,7 @@
 {#- Entries of pricing_experiment_segment events that are not exposures, with the reason code.
     Read by people and by the refresh's run metadata (counts per reason); never stops a run.
-    Incremental on loaded_at, as the parser. -#}
-{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
+    Incremental by event, as the parser. -#}
+{{ config(materialized='incremental_by_key', unique_key='event_id') }}
 
 select
     event_id,
@@ -12,8 +12,5 @@ select
     recorded_at,
     ingested_at,
     loaded_at
-from {{ ref('int_pricing_experiment_entries') }}
+from {{ new_rows(ref('stg_raw__pricing_experiment_entries')) }} as entries
 where reason is not null
-{%- if is_incremental() %}
-    and {{ loaded_since_last_run('loaded_at') }}
-{%- endif %}

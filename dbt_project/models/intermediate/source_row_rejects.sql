@@ -35,11 +35,7 @@ events_without_journey as (
         cast(events.event_id as text) as row_id,
         'journey_missing' as reason,
         events.recorded_at as row_instant
-    from {{ ref('stg_raw__onboarding_journey_events') }} as events
-    where not exists (
-        select 1 from {{ source('raw', 'onboarding_journeys') }} as journeys
-        where cast(journeys.id as text) = events.journey_id
-    )
+    from {{ ref('int_events_without_journey') }} as events
 
 )
 

@@ -3,15 +3,11 @@
   candidate entry of every pricing_experiment_segment event, with `reason` null for an exposure
   and a reason code for a reject. One row per event when the event has no usable list
   (entry_index null), else one row per list entry (entry_index 1-based).
-  Incremental on `loaded_at` (events are append-only and each load stamps a later instant): a run
-  parses only the events loaded since the last one. A table: the exposures and the rejects read it.
+  Incremental by event: a run parses only the events loaded since the last one (`new_rows`:
+  events are append-only, each load stamps a later `loaded_at`). A table: the exposures and the
+  rejects read it.
 -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    pre_hook="{{ create_try_parse_json_function() }}"
-) }}
+{{ config(materialized='incremental_by_key', unique_key='event_id') }}
 {%- set payload_keys = ['pricingExperiments', 'surface'] %}
 {%- set entry_keys = ['slug', 'variantKey', 'variantName', 'isControl', 'assignmentStrategy', 'featureFlagKey'] %}
 
@@ -26,11 +22,8 @@ with segment_events as (
         loaded_at,
         {{ json_kind('payload') }} as payload_kind,
         {{ json_get_fields('payload', payload_keys) }} as payload_fields
-    from {{ ref('stg_raw__onboarding_journey_events') }}
+    from {{ new_rows(ref('stg_raw__onboarding_journey_events')) }} as events
     where event_type = 'pricing_experiment_segment'
-    {%- if is_incremental() %}
-        and {{ loaded_since_last_run("loaded_at") }}
-    {%- endif %}
 
 ),
 
