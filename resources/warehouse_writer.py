@@ -14,6 +14,7 @@ for, then fails in one line naming the run that holds the lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -71,13 +72,13 @@ def hold_writer_lock(
 
 def _busy(where: str, holder: str, wait_seconds: float) -> WarehouseBusy:
     return WarehouseBusy(
-        f"the warehouse {where} is being written by {holder}; gave up after {wait_seconds:.0f} s "
+        f"the warehouse {where} is being written by {holder}; gave up after {wait_seconds:g} s "
         "(WAREHOUSE_WRITER_WAIT): run this again once that run ends, or raise WAREHOUSE_WRITER_WAIT"
     )
 
 
 def _waiting(where: str, holder: str, wait_seconds: float) -> str:
-    return (f"the warehouse {where} is being written by {holder}; waiting up to {wait_seconds:.0f} s "
+    return (f"the warehouse {where} is being written by {holder}; waiting up to {wait_seconds:g} s "
             "(WAREHOUSE_WRITER_WAIT) for it to end")
 
 
@@ -160,12 +161,16 @@ def _hold_duckdb(location, schema, run_id, wait_seconds, where, say, describe_ru
                 time.sleep(POLL_SECONDS)
         holder = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
                   "since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError:  # a full disk: the lock holds all the same, a waiter just cannot name the run
+            pass
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)  # nobody holds it: a waiter reading now names no stale run
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # nobody holds it: a waiter reading now names no stale run
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
