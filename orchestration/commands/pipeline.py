@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="rebuild every incremental model from all rows (repairs a warehouse whose dbt tests fail on "
         "duplicates; slower)",
     )
+    p.add_argument(
+        "--full-data-tests", action="store_true",
+        help="check every row with the dbt data tests, as the daily resync does (a refresh checks the rows "
+        "it wrote); finds duplicates that got in some other way",
+    )
     p.set_defaults(func=cmd_refresh)
 
 
@@ -59,12 +64,16 @@ def cmd_demo_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def refresh_run_config(as_of_date: str | None, full_refresh: bool = False) -> dict[str, Any]:
+def refresh_run_config(
+    as_of_date: str | None, full_refresh: bool = False, full_data_tests: bool = False
+) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if as_of_date:
         config["as_of_date"] = as_of_date
     if full_refresh:
         config["full_refresh"] = True
+    if full_data_tests:
+        config["full_data_tests"] = True
     return {"ops": {"pricing_dbt_models": {"config": config}}} if config else {}
 
 
@@ -87,7 +96,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     check_as_of_date(args.as_of_date)
-    result = run_job("refresh", refresh_run_config(args.as_of_date, args.full_refresh))
+    result = run_job("refresh", refresh_run_config(args.as_of_date, args.full_refresh, args.full_data_tests))
     progress(f"refresh done (run {result.run_id}){' with every model rebuilt' if args.full_refresh else ''}")
     print_mart_counts(settings)
     return 0

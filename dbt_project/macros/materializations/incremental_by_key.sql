@@ -46,6 +46,8 @@
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   -- `BEGIN` happens here:
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
+  {#- An overlapping build of this model waits here for this one to commit (macros/lock_incremental_target.sql). -#}
+  {%- do pricing_ops.lock_incremental_target(existing_relation) -%}
 
   {#- Read before anything else: rows arriving while this runs are past the recorded watermark. -#}
   {%- set clocks = pricing_ops.incremental_clocks(plan.upstreams) -%}
