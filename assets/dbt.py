@@ -33,6 +33,7 @@ from pydantic import Field
 from assets.dbt_console import dbt_console
 from assets.dbt_failures import dbt_failure_line, read_run_results
 from assets.dbt_keys import SKIP_WHEN_UNCHANGED_TAG
+from assets.dbt_preview import mart_relation, preview_metadata, relations_of
 from assets.dbt_project import (
     DBT_EXECUTABLE,
     DBT_PROJECT_DIR,
@@ -44,7 +45,6 @@ from assets.dbt_project import (
 )
 from assets.dbt_skip_report import data_version_of, last_check_results, skipped_build_events
 from models.experiment_allocations import AllocationError, parse_allocations_csv, validated_allocations
-from models.markdown import markdown_table
 from resources.stores.dbt_build_state import (
     BUILD_INPUTS_ENV,
     asset_name,
@@ -80,7 +80,6 @@ def dbt_cli_resource(project: DbtProject | None = None) -> DbtCliResource:
 
 
 # Marts previewed in the UI (markdown table of their first rows).
-PREVIEW_ROWS = 10
 # The intended traffic split merchandising edits, checked before each build that loads it.
 ALLOCATIONS_SEED = Path("seeds") / "experiment_allocations.csv"
 ALLOCATIONS_SEED_KEY = dg.AssetKey(["staging", "experiment_allocations"])
@@ -165,20 +164,6 @@ def dbt_vars(critical_guardrail_failures: int, critical_replay_failures: int) ->
     }
 
 
-def preview_metadata(warehouse: Warehouse, relations: Mapping[dg.AssetKey, str]) -> dict[dg.AssetKey, dict]:
-    """Row count and a markdown preview of each built relation (read after dbt released the file)."""
-    out: dict[dg.AssetKey, dict] = {}
-    with warehouse.connect(read_only=True) as conn:
-        for key, relation in relations.items():
-            count = conn.fetchone(f"select count(*) from {relation}")[0]
-            rows = conn.fetch_dicts(f"select * from {relation} limit {PREVIEW_ROWS}")
-            out[key] = {
-                "dagster/row_count": dg.MetadataValue.int(int(count)),
-                "preview": dg.MetadataValue.md(markdown_table(rows)),
-            }
-    return out
-
-
 def build_dbt_assets(
     critical_guardrail_failures: int,
     critical_replay_failures: int,
@@ -254,7 +239,7 @@ def build_dbt_assets(
         context.log.info(f"dbt build: {console.summary()} in {time.monotonic() - started:.1f} s")
         # Enrich materializations once dbt has exited (DuckDB allows one process on the file); after a
         # failure the warehouse may be what failed: the cause is reported, not a second error.
-        relations = _relations_of(context, events, warehouse, nodes) if failure is None else {}
+        relations = relations_of(context, events, warehouse, nodes) if failure is None else {}
         extra = preview_metadata(warehouse, relations) if relations else {}
         for event in events:
             if isinstance(event, dg.Output):
@@ -362,7 +347,7 @@ def _skipped_outputs(
         spec = context.assets_def.specs_by_key[key]
         unique_id = str(spec.metadata.get("dagster_dbt/unique_id", ""))
         unique_ids[key] = unique_id
-        relation = _mart_relation(nodes.get(unique_id, {}), warehouse)
+        relation = mart_relation(nodes.get(unique_id, {}), warehouse)
         if relation:
             relations[key] = relation
     extra = preview_metadata(warehouse, relations) if relations else {}
@@ -398,27 +383,3 @@ def added_nodes_excluded(
 
 def _key_of(context: dg.AssetExecutionContext, event: dg.Output) -> dg.AssetKey:
     return context.asset_key_for_output(event.output_name)
-
-
-def _relations_of(
-    context: dg.AssetExecutionContext, events: list, warehouse: Warehouse, nodes: Mapping[str, Any]
-) -> dict[dg.AssetKey, str]:
-    """`schema.table` of every mart this invocation materialized (the previews BI users look at;
-    staging and intermediate tables are large and nobody reads them row by row)."""
-    relations: dict[dg.AssetKey, str] = {}
-    for event in events:
-        if not isinstance(event, dg.Output):
-            continue
-        unique_id = getattr(event.metadata.get("unique_id"), "value", event.metadata.get("unique_id"))
-        relation = _mart_relation(nodes.get(str(unique_id), {}), warehouse)
-        if relation:
-            relations[_key_of(context, event)] = relation
-    return relations
-
-
-def _mart_relation(node: Mapping[str, Any], warehouse: Warehouse) -> str | None:
-    if "marts" in node.get("fqn", []) and node.get("config", {}).get("materialized") in ("table", "incremental", "incremental_by_key"):
-        # The schema as this run's warehouse names it (the manifest's was fixed at parse time).
-        schema = warehouse.staging_schema if node["config"].get("schema") == "staging" else warehouse.schema
-        return f"{schema}.{node.get('alias') or node['name']}"
-    return None

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICING_OPS = Path(sys.executable).parent / "pricing-ops"
@@ -137,7 +137,8 @@ def view_dashboard(base_url: str, user: str, password: str, profile: Path, scree
             page.fill("#username", user)
             page.fill("#password", password)
             page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/superset/welcome/**", timeout=180_000)  # a loaded 2-core machine is slow
+            # The welcome page itself (not the login page whose ?next= names it); a loaded machine is slow.
+            page.wait_for_url(lambda url: urlparse(url).path.startswith("/superset/welcome"), timeout=180_000)
             page.goto(f"{base_url}/superset/dashboard/{dashboard}/")
             chart_text = _rendered(page)
             titles = page.locator("[data-test='slice-header'] [data-test='editable-title']").all_inner_texts()

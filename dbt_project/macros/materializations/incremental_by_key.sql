@@ -182,6 +182,9 @@
     {%- do plan.update({'full': false}) -%}
   {%- elif not state -%}
     {%- do plan.update({'reason': 'no incremental state recorded for it'}) -%}
+  {%- elif missing_declared_columns(relation) -%}
+    {#- A table built before a column was added (a warehouse of an older release). -#}
+    {%- do plan.update({'reason': 'its table lacks ' ~ missing_declared_columns(relation) | join(', ')}) -%}
   {%- elif state.checksum != model.checksum.checksum -%}
     {%- do plan.update({'reason': 'its SQL changed'}) -%}
   {%- elif uses_as_of and state.as_of_date != as_of_date_text() -%}
@@ -192,6 +195,13 @@
     {%- do plan.update({'full': false}) -%}
   {%- endif -%}
   {{ return(plan) }}
+{%- endmacro %}
+
+
+{# The columns the model's yml declares that `relation` does not have. #}
+{% macro missing_declared_columns(relation) -%}
+  {%- set have = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+  {{ return(model.columns.keys() | map('lower') | reject('in', have) | list) }}
 {%- endmacro %}
 
 
