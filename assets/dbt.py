@@ -350,13 +350,27 @@ def _skipped_outputs(
         relation = mart_relation(nodes.get(unique_id, {}), warehouse)
         if relation:
             relations[key] = relation
-    extra = preview_metadata(warehouse, relations) if relations else {}
+    extra = _last_previews(context.instance, relations)
+    missing = {key: relation for key, relation in relations.items() if key not in extra}
+    extra.update(preview_metadata(warehouse, missing) if missing else {})
     # Dagster wants a multi-asset's outputs in dependency order.
     selected = context.selected_asset_keys
     deps = context.assets_def.asset_deps
     order = TopologicalSorter({key: {dep for dep in deps.get(key, ()) if dep in selected} for key in selected})
     metadata = {key: {"unique_id": dg.MetadataValue.text(unique_ids[key]), **extra.get(key, {})} for key in selected}
     yield from skipped_build_events(context, order.static_order(), metadata, inputs, last, since)
+
+
+def _last_previews(instance: dg.DagsterInstance, relations: Mapping[dg.AssetKey, str]) -> dict[dg.AssetKey, dict]:
+    """The row count and preview of each mart's last materialization: a skipped build left the
+    tables as that build (or skip) did, so they still hold, without counting every row again."""
+    out: dict[dg.AssetKey, dict] = {}
+    for key in relations:
+        event = instance.get_latest_materialization_event(key)
+        metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+        if "dagster/row_count" in metadata and "preview" in metadata:
+            out[key] = {name: metadata[name] for name in ("dagster/row_count", "preview")}
+    return out
 
 
 def added_nodes_excluded(

@@ -4,6 +4,10 @@
     there). A table built whole has the constraints from its contract already; then this finds
     nothing to do. Called by the materialization (macros/materializations/incremental_by_key.sql). -#}
 {% macro ensure_not_null_constraints(relation) -%}
+  {{ return(adapter.dispatch('ensure_not_null_constraints', 'pricing_ops')(relation)) }}
+{%- endmacro %}
+
+{% macro default__ensure_not_null_constraints(relation) -%}
   {%- if execute and model.config.contract.enforced -%}
     {%- set wanted = [] -%}
     {%- for name, column in model.columns.items() -%}

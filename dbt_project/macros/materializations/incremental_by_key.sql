@@ -63,6 +63,7 @@
       {%- do adapter.rename_relation(intermediate_relation, target_relation) -%}
       {%- do adapter.drop_relation(backup_relation.incorporate(type=existing_relation.type)) -%}
     {%- endif -%}
+    {%- do pricing_ops.refuse_null_keys(target_relation, keys) -%}
     {%- do pricing_ops.create_incremental_indexes(target_relation, keys) -%}
     {%- if changelog is not none -%}
       {%- do pricing_ops.start_changelog(changelog, target_relation) -%}
@@ -72,6 +73,7 @@
     {%- call statement('new_rows') -%}
       create table {{ new_relation }} as {{ sql }}
     {%- endcall -%}
+    {%- do pricing_ops.refuse_null_keys(new_relation, keys) -%}
     {%- call statement('touched_by_new_rows') -%}
       insert into {{ touched_relation }} ({{ keys | join(', ') }})
       select distinct {{ keys | join(', ') }} from {{ new_relation }}
@@ -157,9 +159,7 @@
     {{ return(plan) }}
   {%- endif -%}
   {%- set relation = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
-  {%- set state_table = incremental_state_relation() -%}
-  {%- set has_state = adapter.get_relation(database=state_table.database, schema=state_table.schema,
-                                           identifier=state_table.identifier) is not none -%}
+  {%- set has_state = incremental_state_exists() -%}
   {#- The upstreams' rows too when this table is new: the watermark records how they were built. -#}
   {%- set states = incremental_state_rows([model.name] + upstreams | map(attribute='name') | list)
                    if has_state else {} -%}
@@ -302,7 +302,7 @@
     create table {{ touched }} as select {{ key_list }} from {{ target_relation }} where 1 = 0
   {%- endcall -%}
   {%- set columns = {} -%}
-  {%- for unique_id in model.depends_on.nodes -%}
+  {%- for unique_id in model.depends_on.nodes if plan.upstreams -%}
     {%- set node = graph.nodes.get(unique_id) -%}
     {%- if node is not none and node.resource_type in ['model', 'seed'] -%}
       {%- set names = adapter.get_columns_in_relation(ref(node.name)) | map(attribute='name') | map('lower') | list -%}
@@ -412,15 +412,37 @@
     {%- do seen.append(state.watermark.get(model.name, {}).get('through') or '') -%}
   {%- endfor -%}
   {%- if '' not in seen -%}
-    {%- call statement('trim_changelog') -%}
-      delete from {{ changelog }}
-      {%- if seen %} where change_clock <= {{ instant_literal(seen | min) }}{% endif %}
-    {%- endcall -%}
+    {%- do pricing_ops.delete_absorbed_changes(changelog, seen | min if seen else none) -%}
+  {%- endif -%}
+{%- endmacro %}
+
+{# A model's rows must have a key: a null never equals the touched keys, so its rows would never be
+   replaced (and pile up). Refused with the model and column named. #}
+{% macro refuse_null_keys(relation, keys) -%}
+  {%- set found = run_query("select " ~ keys | join(', ') ~ " from " ~ relation ~ " where "
+                            ~ keys | join(' is null or ') ~ " is null limit 1") -%}
+  {%- if found.rows | length -%}
+    {{ exceptions.raise_compiler_error(
+         "model " ~ model.name ~ ": a row has a null in its unique_key " ~ keys | join(', ')
+         ~ " (rows are replaced by key): give the key a value in the model's SQL, e.g. coalesce(<column>, 'unknown')") }}
   {%- endif -%}
 {%- endmacro %}
 
 
 {#- Per adapter: the parts an engine may do its own way. -#}
+
+{# Drop the changes up to `through` (all of them when none). #}
+{% macro delete_absorbed_changes(changelog, through) -%}
+  {{ return(adapter.dispatch('delete_absorbed_changes', 'pricing_ops')(changelog, through)) }}
+{%- endmacro %}
+
+{% macro default__delete_absorbed_changes(changelog, through) -%}
+  {%- call statement('delete_absorbed_changes') -%}
+    delete from {{ changelog }}
+    {%- if through %} where change_clock <= {{ instant_literal(through) }}{% endif %}
+  {%- endcall -%}
+{%- endmacro %}
+
 
 {# Swap the touched keys' rows for the new ones. The default deletes and inserts; an engine
    without row deletes rewrites the partitions holding the touched keys. #}

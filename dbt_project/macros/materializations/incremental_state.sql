@@ -54,6 +54,16 @@
 {%- endmacro %}
 
 
+{# Whether the state table exists. Asked of the database: on-run-start creates it after dbt cached
+   the schemas' relations, so the cache of a run on a new warehouse does not know it. #}
+{% macro incremental_state_exists() -%}
+  {%- set relation = incremental_state_relation() -%}
+  {%- set found = run_query("select count(*) from information_schema.tables where table_schema = '"
+                            ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'") -%}
+  {{ return(found.rows[0][0] > 0) }}
+{%- endmacro %}
+
+
 {# {model_name: row dict} for the named models (every model when `names` is none); instants as ISO
    text ending in Z, the as-of date as 'YYYY-MM-DD', the watermark parsed. #}
 {% macro incremental_state_rows(names=none) -%}
