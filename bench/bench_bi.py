@@ -4,8 +4,9 @@
     uv run python bench/bench_bi.py --data-dir .data    # an existing data folder (after `pricing-ops demo`)
 
 Times, as whole processes:
-1. publishing the BI copy of the marts (`DATA_DIR/bi/marts.duckdb`) from the DuckDB warehouse, and
-   the check a refresh makes when nothing changed (fingerprint only);
+1. publishing the BI copy of the marts (`DATA_DIR/bi/marts.duckdb`) from the DuckDB warehouse whole,
+   the check a refresh makes when nothing changed (fingerprint only), and a publish after 1,000
+   rows of the segments mart moved (only the changed rows), beside the whole one;
 2. the first `pricing-ops bi` of a data folder (provisioning: Superset's metadata DB from the cached
    base, admin, bundle import) until it prints the dashboard's URL and `/health` answers;
 3. a second start of the same folder (nothing to provision) until it serves.
@@ -81,6 +82,18 @@ def main() -> int:
     assert not unchanged.published
     print(f"BI copy: {sum(result.rows.values()):,} rows in {len(result.rows)} tables published in {publish_s:.2f} s; "
           f"nothing changed: checked in {check_s:.2f} s")
+    # What a refresh with new events publishes: a few segment rows changed and added, the rest as it was.
+    with warehouse.connect() as conn:
+        segments = "analytics.onboarding_pricing_experiment_segments"
+        conn.execute(f"create temp table moved as select * from {segments} using sample 1000 rows")
+        conn.execute(f"delete from {segments} where event_id in (select event_id from moved)")
+        conn.execute(f"insert into {segments} select * replace (event_id + 1000000000000 as event_id) from moved")
+    started = time.monotonic()
+    changed = publish_bi_copy(warehouse, target, BI_TABLES)
+    changed_s = time.monotonic() - started
+    assert changed.published
+    print(f"BI copy after 1,000 segment rows moved: published in {changed_s:.2f} s "
+          f"(its changed rows only; a whole copy took {publish_s:.2f} s)")
 
     for name in ("provisioned", "superset.db"):  # a first start of this folder
         (data / "bi" / name).unlink(missing_ok=True)

@@ -10,12 +10,19 @@ reading the old file until it closes it; the next connection opens the new one.
 What the copy was made from is a fingerprint of the tables' contents (row count and the sum of a
 hash of every row, per table) kept beside it: a refresh whose tables hash the same publishes
 nothing.
+
+A publish costs what changed, not the marts' size: the new file starts as a byte copy of the
+published one, and each table whose fingerprint moved gets only its changed rows: the rows whose
+hash the warehouse no longer has are deleted, the warehouse's rows whose hash the copy lacks are
+inserted (a changed row is both). The result is checked against the warehouse's fingerprint; a
+table that does not match it (or whose columns changed, or the first publish) is copied whole.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,8 +83,13 @@ def publish_bi_copy(
         return PublishResult(target, False, rows, missing)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    # `force` writes every table again (a copy suspected of not matching its stamp).
+    reuse = previous if target.exists() and previous is not None and not force else {}
     try:
-        _write_copy(warehouse, scratch, built)
+        if reuse:
+            shutil.copyfile(target, scratch)
+        changed = [table for table in built if reuse.get(table) != stamp[table]]
+        _write_copy(warehouse, scratch, built, changed, stamp, reuse, log)
         _fsync(scratch)
         os.replace(scratch, target)
         _fsync_dir(target.parent)
@@ -90,7 +102,18 @@ def publish_bi_copy(
     return PublishResult(target, True, rows, missing)
 
 
-def _write_copy(warehouse: Warehouse, scratch: Path, tables: Sequence[str]) -> None:
+def _write_copy(
+    warehouse: Warehouse,
+    scratch: Path,
+    tables: Sequence[str],
+    changed: Sequence[str],
+    stamp: dict[str, list | None],
+    reuse: dict[str, list | None],
+    log: Callable[[str], None],
+) -> None:
+    """`scratch` (new, or a byte copy of the published file) made to hold exactly `tables`: the
+    `changed` ones brought up to date, the others as they are; tables no longer wanted dropped.
+    `reuse`: the fingerprints of the tables the byte copy holds."""
     import duckdb
 
     schema = warehouse.schema
@@ -99,14 +122,71 @@ def _write_copy(warehouse: Warehouse, scratch: Path, tables: Sequence[str]) -> N
     try:
         conn.execute("set TimeZone = 'UTC'")
         conn.execute(f"attach '{source}' as warehouse (read_only)")
-        conn.execute(f"create schema {schema}")
+        conn.execute(f"create schema if not exists {schema}")
+        held = {name for (name,) in conn.execute(
+            "select table_name from duckdb_tables() where database_name = current_database() and schema_name = ?",
+            [schema]).fetchall()}
+        for table in held - set(tables):
+            conn.execute(f"drop table {schema}.{table}")
         for table in tables:
+            if table in held and table not in changed:
+                continue
+            moved = _apply_changed_rows(conn, schema, table, reuse.get(table), stamp[table]) if (
+                table in held and _same_columns(conn, schema, table)) else None
+            if moved is not None:
+                log(f"BI copy: {table}: {moved[0]:,} rows out, {moved[1]:,} rows in")
+                continue
             # Same column types (decimals stay decimals), rows in the warehouse's order.
-            conn.execute(f"create table {schema}.{table} as select * from warehouse.{schema}.{table}")
+            conn.execute(f"create or replace table {schema}.{table} as select * from warehouse.{schema}.{table}")
+            log(f"BI copy: {table}: copied whole ({stamp[table][0]:,} rows)")
         conn.execute("detach warehouse")
         conn.execute("checkpoint")
     finally:
         conn.close()
+
+
+def _same_columns(conn, schema: str, table: str) -> bool:
+    query = ("select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = ? "
+             "and table_name = ? order by column_index")
+    here = conn.execute(query, [conn.execute("select current_database()").fetchone()[0], schema, table]).fetchall()
+    there = conn.execute(query, ["warehouse", schema, table]).fetchall()
+    return here == there
+
+
+def _apply_changed_rows(
+    conn, schema: str, table: str, held: list | None, wanted: list | None
+) -> tuple[int, int] | None:
+    """Delete the copy's rows the warehouse no longer has and insert those it lacks, compared by
+    row hash (each side hashed once): (rows deleted, rows inserted), or None (nothing applied) when
+    the result would not match the warehouse's fingerprint `wanted` ([rows, sum of row hashes]);
+    the caller then copies the table whole. `held` is the copy's own fingerprint (the last
+    publish's), so the result's is known without reading the table again."""
+    if held is None or wanted is None:
+        return None
+    copy, origin = f"{schema}.{table}", f"warehouse.{schema}.{table}"
+    conn.execute("begin")
+    try:
+        conn.execute(f"create temp table _there as select rowid as rid, hash(w) as h from {origin} as w")
+        conn.execute(f"create temp table _here as select rowid as rid, hash(c) as h from {copy} as c")
+        conn.execute("create temp table _gone as select rid, h from _here anti join _there using (h)")
+        conn.execute("create temp table _new as select rid, h from _there anti join _here using (h)")
+        deleted, deleted_sum, inserted, inserted_sum = conn.execute(
+            "select (select count(*) from _gone), (select cast(coalesce(sum(h), 0) as varchar) from _gone), "
+            "(select count(*) from _new), (select cast(coalesce(sum(h), 0) as varchar) from _new)").fetchone()
+        count = int(held[0]) - deleted + inserted
+        hashed = int(held[1] or 0) - int(deleted_sum) + int(inserted_sum)
+        if [count, str(hashed)] != [int(wanted[0]), str(int(wanted[1] or 0))]:
+            conn.execute("rollback")
+            return None
+        conn.execute(f"delete from {copy} where rowid in (select rid from _gone)")
+        conn.execute(f"insert into {copy} select * from {origin} where rowid in (select rid from _new)")
+        for scratch in ("_there", "_here", "_gone", "_new"):
+            conn.execute(f"drop table {scratch}")
+        conn.execute("commit")
+        return int(deleted), int(inserted)
+    except BaseException:
+        conn.execute("rollback")
+        raise
 
 
 def _read_stamp(target: Path) -> dict | None:
