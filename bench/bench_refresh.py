@@ -218,7 +218,6 @@ def section_ui(bench: Bench, args) -> None:
     """`dg dev` on the data folder, then `launchRun` of one mart through its GraphQL API (what the
     UI's Materialize button sends), timed from the launch to the run's success."""
     import json
-    import signal
     import socket
     import urllib.request
 
@@ -274,15 +273,37 @@ def section_ui(bench: Bench, args) -> None:
             time.sleep(0.25)
         seconds = time.perf_counter() - started
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
+        _stop_with_descendants(dev)
     print(f"{'one mart launched from the UI (dg dev)':<48} {seconds:7.1f} s   "
           f"{'baseline ' + format(BASELINE['mart'], '6.1f') + ' s':<18} {'target < 12 s':<16} run {status}", flush=True)
     if status != "SUCCESS":
         raise SystemExit(f"ui: the run ended {status}")
+
+
+def _stop_with_descendants(proc: subprocess.Popen) -> None:
+    """SIGTERM to `proc`'s process group, then to each process it started that is still running
+    (the code server `dg dev` starts sits in a process group of its own), by PID; SIGKILL after 60 s."""
+    import signal
+
+    import psutil
+
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in descendants:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(descendants, timeout=30)
+    for child in alive:
+        child.kill()
 
 
 def _pg_admin():
