@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -109,7 +109,6 @@ KEYS_PER_READ = 5_000
 # Per reference (`<table>.<column>`): the newest referrer `loaded_at` checked, and the keys still missing then.
 REFERENCE_CHECKS = "_reference_checks"
 MISSING_REFERENCES = "_missing_references"
-CHECKED_BEFORE_LOADED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> dict[str, int]:
@@ -138,8 +137,7 @@ def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> di
             loaded_since = ""
             if row and row[0] is not None:
                 loaded_since, params["through"] = f" and r.{LOADED_AT.name} > :through", row[0]
-            # Rows loaded before `loaded_at` was recorded (null) are checked now, the first time, and never again.
-            newest = _max_instant(conn, raw_from, LOADED_AT.name) or CHECKED_BEFORE_LOADED_AT
+            newest = _max_instant(conn, raw_from, LOADED_AT.name)
             missing = [
                 key
                 for (key,) in conn.fetchall(
