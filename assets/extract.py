@@ -7,8 +7,7 @@ key in one transaction:
   `loaded_at`, one instant per run and strictly after every earlier run's, so the export's
   (loaded_at, event_id, slug) order is the warehouse's load order;
 - tables that change in place (orders, journeys) and the small providers table: upserted, so the
-  warehouse keeps the latest version of each row; a new or changed order or journey gets the run's
-  `loaded_at` too (an unchanged re-read keeps its own).
+  warehouse keeps the latest version of each row.
 The watermark is derived from the raw table itself, so there is no bookkeeping to lose or to drift.
 """
 
@@ -106,9 +105,6 @@ REFERENCES = (
     (ONBOARDING_JOURNEYS, "order_id", ORDERS),
 )
 KEYS_PER_READ = 5_000
-# Per reference (`<table>.<column>`): the newest referrer `loaded_at` checked, and the keys still missing then.
-REFERENCE_CHECKS = "_reference_checks"
-MISSING_REFERENCES = "_missing_references"
 
 
 def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> dict[str, int]:
@@ -117,35 +113,17 @@ def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> di
 
     The app stamps `updated_at` when a transaction starts, and it may commit long after: such a
     row is older than any overlap, so the incremental read never sees it, while the event that
-    references it arrives. A key the source does not have either (a dirty event, or a row still
-    uncommitted) is looked up again every run until it arrives; it is counted by the rejects model,
-    not here.
-
-    What is checked costs what is new, not the history: the rows loaded since the last check (their
-    `loaded_at`; every row the first time) and the keys still missing then, both recorded per
-    reference in the raw schema (`_reference_checks`, `_missing_references`)."""
+    references it arrives. A key the source does not have either (a dirty event) is looked up
+    again next run; it is counted by the rejects model, not here."""
     fetched: dict[str, int] = {}
     for referrer, column, referenced in REFERENCES:
-        reference = f"{referrer.name}.{column}"
         raw_from, raw_to = f"{warehouse.raw_schema}.{referrer.name}", f"{warehouse.raw_schema}.{referenced.name}"
-        checks, remembered = (f"{warehouse.raw_schema}.{REFERENCE_CHECKS}", f"{warehouse.raw_schema}.{MISSING_REFERENCES}")
         with warehouse.connect() as conn:
-            conn.execute(f"create table if not exists {checks} (reference text primary key, checked_through timestamptz)")
-            conn.execute(f"create table if not exists {remembered} (reference text not null, ref_key text not null)")
-            row = conn.fetchone(f"select checked_through from {checks} where reference = :r", {"r": reference})
-            params: dict[str, object] = {"r": reference}
-            loaded_since = ""
-            if row and row[0] is not None:
-                loaded_since, params["through"] = f" and r.{LOADED_AT.name} > :through", row[0]
-            newest = _max_instant(conn, raw_from, LOADED_AT.name)
             missing = [
-                key
-                for (key,) in conn.fetchall(
-                    f"select distinct c.k from (select r.{column} as k from {raw_from} r "
-                    f"where r.{column} is not null{loaded_since} "
-                    f"union all select ref_key from {remembered} where reference = :r) c "
-                    f"where not exists (select 1 from {raw_to} t where t.{referenced.key} = c.k) order by 1",
-                    params,
+                row[0]
+                for row in conn.fetchall(
+                    f"select distinct r.{column} from {raw_from} r where r.{column} is not null and not exists "
+                    f"(select 1 from {raw_to} t where t.{referenced.key} = r.{column}) order by 1"
                 )
             ]
         total = 0
@@ -159,19 +137,6 @@ def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> di
                 total += conn.fetchone(f"select count(*) from {raw_to}")[0] - before
                 conn.execute(f"drop table if exists {stage}")
         fetched[referenced.name] = total
-        with warehouse.connect() as conn:
-            # Remembered: the keys still missing, of the rows checked now and of those remembered before.
-            absent = f"not exists (select 1 from {raw_to} t where t.{referenced.key} = {{key}})"
-            conn.execute(f"delete from {remembered} where reference = :r and not {absent.format(key='ref_key')}",
-                         {"r": reference})
-            conn.execute(
-                f"insert into {remembered} (reference, ref_key) select distinct :r, r.{column} from {raw_from} r "
-                f"where r.{column} is not null{loaded_since} and {absent.format(key='r.' + column)} and not exists "
-                f"(select 1 from {remembered} m where m.reference = :r and m.ref_key = r.{column})",
-                params,
-            )
-            conn.execute(f"delete from {checks} where reference = :r", {"r": reference})
-            conn.execute(f"insert into {checks} (reference, checked_through) values (:r, :t)", {"r": reference, "t": newest})
     return fetched
 
 
@@ -271,19 +236,12 @@ def _merge_stage(conn: WarehouseConnection, table: SourceTable, raw: str, stage:
         f"(partition by {table.key} order by {table.watermark or table.key} desc) as rn from {staged} s) s "
         "where rn = 1"
     )
-    # A new row, and a row whose values changed, take this run's `loaded_at` (an unchanged re-read
-    # keeps its own); the providers table, replaced whole, records none.
-    stamped = [c.name for c in raw_columns(table) if c.name not in cols]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in [*cols, *stamped] if c != table.key)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != table.key)
     changed = " or ".join(f"{raw}.{c} is distinct from excluded.{c}" for c in cols if c != table.key)
     result.rows_updated = _count_changed(conn, raw, deduped, table)
-    params: dict[str, object] = {}
-    if stamped:
-        result.loaded_at = params["loaded_at"] = next_loaded_at(conn, raw)
     conn.execute(
-        f"insert into {raw} ({', '.join([*cols, *stamped])}) select {col_list}{', :loaded_at' if stamped else ''} "
-        f"from ({deduped}) d on conflict ({table.key}) do update set {updates} where {changed}",
-        params,
+        f"insert into {raw} ({col_list}) select {col_list} from ({deduped}) d "
+        f"on conflict ({table.key}) do update set {updates} where {changed}"
     )
 
 

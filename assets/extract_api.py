@@ -298,8 +298,6 @@ def _upsert(conn: WarehouseConnection, raw: str, stage: str, table: SourceTable)
         + [
             f"created_at = least({raw}.created_at, excluded.created_at)",
             f"updated_at = greatest({raw}.updated_at, excluded.updated_at)",
-            # A new row, and a row that changed, take this flush's `loaded_at`.
-            f"{LOADED_AT.name} = excluded.{LOADED_AT.name}",
         ]
     )
     where = " or ".join(
@@ -307,8 +305,7 @@ def _upsert(conn: WarehouseConnection, raw: str, stage: str, table: SourceTable)
         + [f"excluded.created_at < {raw}.created_at", f"excluded.updated_at > {raw}.updated_at"]
     )
     conn.execute(
-        f"insert into {raw} ({', '.join(table.column_names)}, {LOADED_AT.name}) select {select}, :loaded_at "
-        f"from {stage} on conflict (id) do update set {sets} where {where}",
-        {"loaded_at": next_loaded_at(conn, raw)},
+        f"insert into {raw} ({', '.join(table.column_names)}) select {select} from {stage} "
+        f"on conflict (id) do update set {sets} where {where}"
     )
     return updated

@@ -161,9 +161,6 @@ SOURCE_TABLES_BY_NAME = {t.name: t for t in SOURCE_TABLES}
 
 # The warehouse copy of events also records when each row first reached the warehouse.
 LOADED_AT = _c("loaded_at", "timestamptz", "timestamptz", False)
-# The copy of a table that changes in place records when its row took its current values; null on
-# rows loaded before the warehouse recorded it (a warehouse of an older release).
-CHANGED_LOADED_AT = _c("loaded_at", "timestamptz", "timestamptz", True)
 
 
 def arrow_wire_schema(table: SourceTable) -> pa.Schema:
@@ -172,13 +169,8 @@ def arrow_wire_schema(table: SourceTable) -> pa.Schema:
 
 
 def raw_columns(table: SourceTable) -> tuple[Column, ...]:
-    """Columns of the warehouse raw copy of a source table: the source's, and `loaded_at` on the
-    tables read incrementally (not the small providers table, replaced whole)."""
-    if table.merge == "insert_new":
-        return (*table.columns, LOADED_AT)
-    if table.merge == "upsert_latest":
-        return (*table.columns, CHANGED_LOADED_AT)
-    return table.columns
+    """Columns of the warehouse raw copy of a source table."""
+    return table.columns + ((LOADED_AT,) if table.merge == "insert_new" else ())
 
 
 def create_table_sql(table: SourceTable, qualified_name: str, engine: str, raw: bool = False) -> str:

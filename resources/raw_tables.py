@@ -61,25 +61,13 @@ def ensure_raw_tables(warehouse: Warehouse, conn: WarehouseConnection) -> None:
     warehouse.ensure_schemas(conn)
     for table in SOURCE_TABLES:
         conn.execute(create_table_sql(table, f"{warehouse.raw_schema}.{table.name}", conn.kind, raw=True))
-        if table.merge == "upsert_latest" and not _has_column(conn, warehouse.raw_schema, table.name, LOADED_AT.name):
-            # A warehouse of an older release: its rows keep a null (loaded before it was recorded).
-            conn.execute(f"alter table {warehouse.raw_schema}.{table.name} add column {LOADED_AT.name} timestamptz")
-        if conn.kind == "postgres" and table.merge != "replace_all":
+        if conn.kind == "postgres" and table.merge == "insert_new":
             # The clock of the append-only tables: the next load's stamp, the fingerprint and dbt's
             # models read `max(loaded_at)` and the rows past a watermark (DuckDB's zone maps do this).
             conn.execute(
                 f"create index if not exists {table.name}__{LOADED_AT.name} "
                 f"on {warehouse.raw_schema}.{table.name} ({LOADED_AT.name})"
             )
-
-
-def _has_column(conn: WarehouseConnection, schema: str, table: str, column: str) -> bool:
-    row = conn.fetchone(
-        "select count(*) from information_schema.columns where table_schema = :s and table_name = :t "
-        "and column_name = :c",
-        {"s": schema, "t": table, "c": column},
-    )
-    return bool(row and row[0])
 
 
 def stage_ddl(table: SourceTable, name: str, engine: str, wire_types: bool = False) -> str:
