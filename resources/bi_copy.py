@@ -88,8 +88,7 @@ def publish_bi_copy(
     try:
         if reuse:
             shutil.copyfile(target, scratch)
-        changed = [table for table in built if reuse.get(table) != stamp[table]]
-        _write_copy(warehouse, scratch, built, changed, stamp, reuse, log)
+        _write_copy(warehouse, scratch, built, stamp, reuse, log)
         _fsync(scratch)
         os.replace(scratch, target)
         _fsync_dir(target.parent)
@@ -106,14 +105,13 @@ def _write_copy(
     warehouse: Warehouse,
     scratch: Path,
     tables: Sequence[str],
-    changed: Sequence[str],
     stamp: dict[str, list | None],
     reuse: dict[str, list | None],
     log: Callable[[str], None],
 ) -> None:
     """`scratch` (new, or a byte copy of the published file) made to hold exactly `tables`: the
-    `changed` ones brought up to date, the others as they are; tables no longer wanted dropped.
-    `reuse`: the fingerprints of the tables the byte copy holds."""
+    ones whose fingerprint (`stamp`) differs from the byte copy's (`reuse`) brought up to date, the
+    others as they are; tables no longer wanted dropped."""
     import duckdb
 
     schema = warehouse.schema
@@ -129,7 +127,7 @@ def _write_copy(
         for table in held - set(tables):
             conn.execute(f"drop table {schema}.{table}")
         for table in tables:
-            if table in held and table not in changed:
+            if table in held and reuse.get(table) == stamp[table]:
                 continue
             moved = _apply_changed_rows(conn, schema, table, reuse.get(table), stamp[table]) if (
                 table in held and _same_columns(conn, schema, table)) else None
