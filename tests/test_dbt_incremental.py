@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from dbt_helpers import load_raw_tables, parse_manifest, run_dbt, table_rows
+from dbt_helpers import load_raw_tables, parse_manifest, replace_raw_rows, run_dbt, table_rows
 from test_dbt_models import DBT_VARS, EVENTS, JOURNEYS, MARTS, ORDERS, PROVIDERS, SCHEMA, TELEMETRY
 
 from assets.experiments import build_experiment_assets
@@ -59,10 +59,7 @@ def _events(ids: set[int], loaded: str) -> list[dict]:
 
 def _replace(warehouse: Warehouse, table: str, rows: list[dict]) -> None:
     """An in-place change as the extract's upsert leaves it: the row's latest version."""
-    with warehouse.connect() as conn:
-        for row in rows:
-            conn.execute(f"delete from {warehouse.raw_schema}.{table} where id = :id", {"id": row["id"]})
-    load_raw_tables(warehouse, {table: rows})
+    replace_raw_rows(warehouse, table, rows)
 
 
 def _loads(warehouse: Warehouse):

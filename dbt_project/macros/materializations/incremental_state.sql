@@ -57,6 +57,10 @@
 {# Whether the state table exists. Asked of the database: on-run-start creates it after dbt cached
    the schemas' relations, so the cache of a run on a new warehouse does not know it. #}
 {% macro incremental_state_exists() -%}
+  {{ return(adapter.dispatch('incremental_state_exists', 'pricing_ops')()) }}
+{%- endmacro %}
+
+{% macro default__incremental_state_exists() -%}
   {%- set relation = incremental_state_relation() -%}
   {%- set found = run_query("select count(*) from information_schema.tables where table_schema = '"
                             ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'") -%}
@@ -70,7 +74,7 @@
   {%- set relation = incremental_state_relation() -%}
   {%- set sql -%}
     select model_name, checksum, {{ utc_instant_text('rebuilt_at') }} as rebuilt_at, watermark,
-           cast(as_of_date as text) as as_of_date, {{ utc_instant_text('built_at') }} as built_at, inputs,
+           cast(as_of_date as {{ text_type() }}) as as_of_date, {{ utc_instant_text('built_at') }} as built_at, inputs,
            invocation_id
     from {{ relation }}
     {%- if names is not none %}
@@ -118,11 +122,11 @@
 {%- endmacro %}
 
 {% macro _state_text(value) -%}
-  {%- if value is none or value == '' -%} cast(null as text) {%- else -%} '{{ value | string | replace("'", "''") }}' {%- endif -%}
+  {%- if value is none or value == '' -%} cast(null as {{ text_type() }}) {%- else -%} '{{ value | string | replace("'", "''") }}' {%- endif -%}
 {%- endmacro %}
 
 {% macro _state_instant(value) -%}
-  {%- if value is none or value == '' -%} cast(null as timestamptz) {%- else -%} {{ instant_literal(value) }} {%- endif -%}
+  {%- if value is none or value == '' -%} cast(null as {{ instant_type() }}) {%- else -%} {{ instant_literal(value) }} {%- endif -%}
 {%- endmacro %}
 
 {% macro _state_date(value) -%}
