@@ -55,9 +55,14 @@
 
 
 {# Whether the state table exists. Asked of the database: on-run-start creates it after dbt cached
-   the schemas' relations, so the cache of a run on a new warehouse does not know it. #}
+   the schemas' relations, so the cache of a run on a new warehouse does not know it. Once it
+   exists, it is not asked again in the invocation. #}
 {% macro incremental_state_exists() -%}
-  {{ return(adapter.dispatch('incremental_state_exists', 'pricing_ops')()) }}
+  {%- set cache = incremental_invocation_cache() -%}
+  {%- if not cache.state_exists -%}
+    {%- do cache.update({'state_exists': adapter.dispatch('incremental_state_exists', 'pricing_ops')()}) -%}
+  {%- endif -%}
+  {{ return(cache.state_exists) }}
 {%- endmacro %}
 
 {% macro default__incremental_state_exists() -%}
