@@ -275,6 +275,7 @@ def _connect_retrying(path: Path, read_only: bool, timeout_s: float = 60.0):
                     "wait for the running job to finish (one DuckDB writer at a time) or use a "
                     "PostgreSQL WAREHOUSE_URL"
                 ) from exc
-            time.sleep(delay)
+            # Never past the deadline: a caller that must answer by then (readyz) reports the lock, not a bare timeout.
+            time.sleep(min(delay, max(0.01, deadline - time.monotonic())))
             delay = min(delay * 2, 1.0)
 
