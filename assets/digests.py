@@ -199,9 +199,10 @@ def build_content(
     schema = warehouse.schema
     live = period == period_containing(period.kind, now)
     days = chart_window(period, now.date())
+    with warehouse.state_connect() as state:
+        since = previous_actions_until(state, schema, period.kind)
+        actions = read_automation_actions(state, schema, since, now)
     with warehouse.connect() as conn:
-        since = previous_actions_until(conn, schema, period.kind)
-        actions = read_automation_actions(conn, schema, since, now)
         slugs: tuple = ()
         experiments: tuple = ()
         snapshot_date = None

@@ -44,13 +44,15 @@ class ExportFailed(Exception):
 
 @contextmanager
 def _warehouse_lock(warehouse: Warehouse, wait_seconds: float) -> Iterator[None]:
-    """On a Postgres warehouse, also a session advisory lock: exports on other hosts wait too."""
-    if warehouse.kind != "postgres":
+    """Where state lives in a server (PostgreSQL), also a session lock there: exports on other hosts
+    wait too. (A DuckDB file has one writer at a time already, and must not be held for the run.)"""
+    state = warehouse.engine.state_engine()
+    if not state.session_locks:
         yield
         return
-    with warehouse.connect() as conn:
+    with state.connect() as conn:
         deadline = time.monotonic() + wait_seconds
-        while not conn.fetchone("select pg_try_advisory_lock(hashtext('pricing_ops.onboarding_experiment_export'))")[0]:
+        while not conn.try_session_lock("pricing_ops.onboarding_experiment_export"):
             if time.monotonic() >= deadline:
                 raise ExportBusyError(
                     "another onboarding export holds the warehouse's export lock (another host); this run "

@@ -99,14 +99,9 @@ class _Window:
         return params
 
 
-def _quantiles_sql(engine: str, mart: str, where: str, pieces: int) -> str:
-    fractions = ", ".join(f"{i / pieces:.6f}" for i in range(1, pieces))
-    if engine == "duckdb":
-        return f"select quantile_disc(m.event_id, [{fractions}]) from {mart} m where {where} and m.loaded_at = :g"
-    return (
-        f"select percentile_disc(array[{fractions}]::float8[]) within group (order by m.event_id) "
-        f"from {mart} m where {where} and m.loaded_at = :g"
-    )
+def _quantiles_sql(engine, mart: str, where: str, pieces: int) -> str:
+    quantiles = engine.quantiles_sql("m.event_id", [i / pieces for i in range(1, pieces)])
+    return f"select {quantiles} from {mart} m where {where} and m.loaded_at = :g"
 
 
 def _plan_windows(conn: WarehouseConnection, mart: str, position: ExportCursor | None, window_rows: int) -> list[_Window]:
@@ -114,7 +109,7 @@ def _plan_windows(conn: WarehouseConnection, mart: str, position: ExportCursor |
 
     Loads (one loaded_at per extraction run) smaller than a window are merged; a bigger one is cut
     at quantiles of its event ids (an event's rows stay together: a handful of slugs at most)."""
-    engine = conn.kind
+    engine = conn.engine
     where = after_cursor_sql(engine, position)
     params = cursor_params(position)
     loads = conn.fetchall(
@@ -143,12 +138,6 @@ def _plan_windows(conn: WarehouseConnection, mart: str, position: ExportCursor |
     return windows
 
 
-def _connection_setup(conn: WarehouseConnection) -> None:
-    if conn.kind == "duckdb":
-        # DuckDB draws a progress bar on stdout for queries over 2 s; stdout is the CLI's output.
-        conn.execute("set enable_progress_bar = false")
-
-
 def read_export_windows(
     warehouse: Warehouse,
     after: ExportCursor | None,
@@ -168,14 +157,12 @@ def read_export_windows(
     remaining = limit
     while True:
         with warehouse.connect() as conn:
-            _connection_setup(conn)
             plan = _plan_windows(conn, mart, position, window_rows)
         if not plan:
             return
         for window in plan:
             with warehouse.connect() as conn:
-                _connection_setup(conn)
-                engine = conn.kind
+                engine = conn.engine
                 table = _fetch_arrow(
                     conn,
                     f"select {key_select_sql(engine)}, {payload_select_sql(engine, fmt)} from {mart} m "

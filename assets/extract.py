@@ -12,7 +12,6 @@ The watermark is derived from the raw table itself, so there is no bookkeeping t
 """
 
 
-import contextlib
 import hashlib
 import json
 import time
@@ -26,22 +25,20 @@ from pydantic import Field
 from assets.extract_api import extract_from_api
 from models.instants import as_utc
 from models.source_tables import (
-    LOADED_AT,
     ONBOARDING_JOURNEY_EVENTS,
     ONBOARDING_JOURNEYS,
     ORDERS,
     SOURCE_TABLES,
     SourceTable,
-    arrow_wire_schema,
     raw_columns,
 )
-from resources.raw_tables import (  # ensure_raw_tables, stage_ddl, ...: callers know them from here too
+from resources.engines.base import Engine, RawLoad
+from resources.engines.duckdb import DuckDBEngine
+from resources.raw_tables import (  # ensure_raw_tables, ...: callers know them from here too
     ExtractResult,
     ensure_raw_tables,
     next_loaded_at,
     raw_asset_key,
-    stage_ddl,
-    staged_rows,
 )
 from resources.source import SourceDatabase, SourceReadError
 from resources.stores.dbt_build_state import raw_fingerprint
@@ -49,8 +46,6 @@ from resources.warehouse import Warehouse, WarehouseConnection
 from resources.warehouse_writer import WarehouseWriter
 
 EXTRACT_GROUP = "extract"
-# DuckDB buffer cap while streaming an append-only table in (see _stream_new_rows).
-STREAMING_APPEND_MEMORY_LIMIT = "128MB"
 # A read that lasts longer logs its count and rate this often.
 PROGRESS_EVERY_S = 5.0
 
@@ -64,7 +59,8 @@ def extract_table(
     full: bool = False,
 ) -> ExtractResult:
     """Bring one source table up to date in the warehouse (see module docstring); `full` re-reads
-    the whole table (the resync of the tables that change in place)."""
+    the whole table (the resync of the tables that change in place). The engine loads the stream in
+    bulk and merges it (`Engine.load_raw`)."""
     started = time.monotonic()
     result = ExtractResult(table=table.name, full_resync=full)
     raw = f"{warehouse.raw_schema}.{table.name}"
@@ -73,20 +69,16 @@ def extract_table(
         # Committed on its own: on PostgreSQL the stage is loaded on another connection.
         ensure_raw_tables(warehouse, conn)
     with warehouse.connect() as conn:
-        if conn.kind == "postgres":
-            # One extraction of a table at a time, also outside the run queue (a hand-run refresh, a second host).
-            conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
+        # One extraction of a table at a time, also outside the run queue (a hand-run refresh, a second host).
+        conn.lock(f"pricing_ops.extract.{raw}")
         if table.watermark:
             result.watermark_before = _max_instant(conn, raw, table.watermark)
             if result.watermark_before is not None and not full:
                 result.read_since = result.watermark_before - lookback
         before = conn.fetchone(f"select count(*) from {raw}")[0]
-        if table.merge == "insert_new" and conn.kind == "duckdb":
-            _stream_new_rows(source, conn, table, raw, result, log)
-        else:
-            stage = _load_stage(source, warehouse, conn, table, result, log=log)
-            _merge_stage(conn, table, raw, stage, result)
-            conn.execute(f"drop table if exists {stage}")
+        with source.read_table(table, result.read_since) as stream:
+            reader, _ = _counting(stream, log, table.name)
+            _take(result, conn.engine.load_raw(conn, table, raw, reader, result.read_since, next_loaded_at))
         if log:
             rate = result.rows_read / max(time.monotonic() - started, 1e-9)
             log.info(f"{table.name}: read {result.rows_read} rows from {source.describe()} ({rate:,.0f} rows/s)")
@@ -96,6 +88,13 @@ def extract_table(
             result.watermark_after = _max_instant(conn, raw, table.watermark)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _take(result: ExtractResult, load: RawLoad) -> None:
+    result.rows_read += load.rows_read
+    result.rows_updated += load.rows_updated
+    if load.loaded_at is not None:
+        result.loaded_at = load.loaded_at
 
 
 # (table that references, its column, table referenced): followed in this order, so an order
@@ -129,13 +128,10 @@ def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> di
         total = 0
         for start in range(0, len(missing), KEYS_PER_READ):
             keys = missing[start : start + KEYS_PER_READ]
-            with warehouse.connect() as conn:
-                result = ExtractResult(table=referenced.name)
-                stage = _load_stage(source, warehouse, conn, referenced, result, keys)
+            with warehouse.connect() as conn, source.read_table(referenced, None, keys) as stream:
                 before = conn.fetchone(f"select count(*) from {raw_to}")[0]
-                _merge_stage(conn, referenced, raw_to, stage, result)
+                conn.engine.load_raw(conn, referenced, raw_to, stream, None, next_loaded_at)
                 total += conn.fetchone(f"select count(*) from {raw_to}")[0] - before
-                conn.execute(f"drop table if exists {stage}")
         fetched[referenced.name] = total
     return fetched
 
@@ -143,111 +139,6 @@ def fetch_missing_references(source: SourceDatabase, warehouse: Warehouse) -> di
 def _max_instant(conn: WarehouseConnection, raw: str, column: str) -> datetime | None:
     row = conn.fetchone(f"select max({column}) from {raw}")
     return as_utc(row[0]) if row and row[0] is not None else None
-
-
-def _stream_new_rows(
-    source: SourceDatabase, conn: WarehouseConnection, table: SourceTable, raw: str, result: ExtractResult, log=None
-) -> None:
-    """DuckDB, append-only table: insert straight from the Arrow stream the ids not yet loaded.
-
-    One read of a keyed source table cannot repeat an id, so there is no stage and no dedupe: 5M
-    events at the speed of the read itself (bench/bench_extract_postgres.py). Append-only rows never
-    change, so an id already loaded has the same watermark as its re-read copy: only raw rows from
-    `read_since` on can match, and those few (the overlap) are the join's hash side. DuckDB cannot
-    size an Arrow stream and would hash the stream instead, holding a large re-read whole (a 10M
-    re-read failed in 128MB); `build_side_probe_side` off keeps the stream as the probe side, piped
-    into the insert. A streaming append needs little memory, but DuckDB keeps the blocks it writes
-    cached up to memory_limit, so the process grew with the rows loaded until that cap: a small cap
-    keeps it flat (410 MB at 5M, 416 MB at 10M events), as fast.
-    """
-    cols = ", ".join(table.column_names)
-    result.loaded_at = next_loaded_at(conn, raw)
-    params: dict[str, object] = {"loaded_at": result.loaded_at}
-    overlap = ""
-    if result.read_since is not None:
-        overlap, params["since"] = f" and t.{table.watermark} >= :since", result.read_since
-    with (
-        source.read_table(table, result.read_since) as reader,
-        conn.duckdb_settings(
-            memory_limit=STREAMING_APPEND_MEMORY_LIMIT, disabled_optimizers="build_side_probe_side"
-        ),
-    ):
-        counted, rows_read = _counting(reader, log, table.name)
-        conn.raw.register("_extract_in", counted)
-        try:
-            conn.execute(
-                f"insert into {raw} ({cols}, {LOADED_AT.name}) select {cols}, :loaded_at from _extract_in s "
-                f"where not exists (select 1 from {raw} t where t.{table.key} = s.{table.key}{overlap})",
-                params,
-            )
-        except BaseException:
-            # After a failed insert DuckDB refuses all but a rollback ("Current transaction is
-            # aborted"): the insert's own error (a source read that broke, say) is the cause.
-            with contextlib.suppress(Exception):
-                conn.raw.unregister("_extract_in")
-            raise
-        conn.raw.unregister("_extract_in")
-    result.rows_read = rows_read[0]
-
-
-def _load_stage(
-    source: SourceDatabase,
-    warehouse: Warehouse,
-    conn: WarehouseConnection,
-    table: SourceTable,
-    result: ExtractResult,
-    keys: list[str] | None = None,
-    log=None,
-) -> str:
-    """The rows read from the source in a scratch table; returns its name.
-
-    PostgreSQL: binary COPY through ADBC on a connection of its own (the stage is scratch: a crash
-    leaves it to the next run, which drops it first). DuckDB: in this transaction."""
-    stage = f"{warehouse.raw_schema}._stage_{table.name}"
-    with source.read_table(table, result.read_since, keys) as stream:
-        reader, _ = _counting(stream, log, table.name)
-        if conn.kind == "postgres":
-            wire = _cast_stream(reader, arrow_wire_schema(table))
-            result.rows_read = warehouse.load_scratch_table(stage, stage_ddl(table, stage, "postgres", True), wire)
-        else:
-            conn.execute(f"drop table if exists {stage}")
-            conn.execute(stage_ddl(table, stage, conn.kind))
-            result.rows_read = conn.append_arrow(stage, reader)
-    return stage
-
-
-def _merge_stage(conn: WarehouseConnection, table: SourceTable, raw: str, stage: str, result: ExtractResult) -> None:
-    """Stage into raw: new ids of append-only tables, latest version of each id for the others."""
-    cols = table.column_names
-    col_list = ", ".join(cols)
-    staged = staged_rows(table, stage, conn.kind)
-    if table.merge == "insert_new":
-        # One read of a keyed source cannot repeat an id: no dedupe needed, as in _stream_new_rows.
-        result.loaded_at = next_loaded_at(conn, raw)
-        conn.execute(
-            f"insert into {raw} ({col_list}, {LOADED_AT.name}) select {col_list}, :loaded_at from {staged} s "
-            f"where not exists (select 1 from {raw} t where t.{table.key} = s.{table.key})",
-            {"loaded_at": result.loaded_at},
-        )
-        return
-    # Latest version of each id (ON CONFLICT refuses to update one row twice in a statement).
-    deduped = (
-        f"select {col_list} from (select {col_list}, row_number() over "
-        f"(partition by {table.key} order by {table.watermark or table.key} desc) as rn from {staged} s) s "
-        "where rn = 1"
-    )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != table.key)
-    changed = " or ".join(f"{raw}.{c} is distinct from excluded.{c}" for c in cols if c != table.key)
-    result.rows_updated = _count_changed(conn, raw, deduped, table)
-    conn.execute(
-        f"insert into {raw} ({col_list}) select {col_list} from ({deduped}) d "
-        f"on conflict ({table.key}) do update set {updates} where {changed}"
-    )
-
-
-def _cast_stream(reader: pa.RecordBatchReader, schema: pa.Schema) -> pa.RecordBatchReader:
-    """The same stream in `schema`'s types, batch by batch (decimal to its exact text, say)."""
-    return pa.RecordBatchReader.from_batches(schema, (batch.cast(schema) for batch in reader))
 
 
 def _counting(
@@ -271,15 +162,6 @@ def _counting(
     return pa.RecordBatchReader.from_batches(reader.schema, batches()), count
 
 
-def _count_changed(conn: WarehouseConnection, raw: str, deduped: str, table: SourceTable) -> int:
-    """Rows of the stage that exist in the warehouse with different values (updated in place)."""
-    diffs = " or ".join(f"t.{c} is distinct from d.{c}" for c in table.column_names if c != table.key)
-    row = conn.fetchone(
-        f"select count(*) from ({deduped}) d join {raw} t on t.{table.key} = d.{table.key} where {diffs}"
-    )
-    return int(row[0]) if row else 0
-
-
 class ExtractConfig(dg.Config):
     lookback_seconds: int | None = Field(
         default=None, description="seconds re-read before the watermark; overrides EXTRACT_LOOKBACK for this run"
@@ -294,12 +176,12 @@ class ExtractConfig(dg.Config):
 RESYNC_RUN_CONFIG = {"ops": {"extract_source": {"config": {"full_resync": True}}}}
 
 
-def raw_table_metadata(table: SourceTable, raw_schema: str | None, engine: str) -> dict[str, object]:
+def raw_table_metadata(table: SourceTable, raw_schema: str | None, engine: Engine | type[Engine]) -> dict[str, object]:
     """The raw table's name and column schema (with `loaded_at` where the extract adds it), as the UI shows them."""
     columns = [
         dg.TableColumn(
             c.name,
-            c.duckdb_type if engine == "duckdb" else c.postgres_type,
+            engine.column_type(c),
             constraints=dg.TableColumnConstraints(nullable=c.nullable),
         )
         for c in raw_columns(table)
@@ -311,7 +193,7 @@ def raw_table_metadata(table: SourceTable, raw_schema: str | None, engine: str) 
 
 
 def build_extract_assets(
-    default_lookback: timedelta, raw_schema: str | None = None, engine: str = "duckdb"
+    default_lookback: timedelta, raw_schema: str | None = None, engine: Engine | type[Engine] = DuckDBEngine
 ) -> dg.AssetsDefinition:
     """One multi-asset for the five source tables: one process, one writer on the warehouse.
     `raw_schema` and `engine` name the raw tables and their column types in the asset metadata."""

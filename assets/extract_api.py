@@ -42,7 +42,7 @@ from models.source_tables import (
     ORDERS,
     SourceTable,
 )
-from resources.raw_tables import ExtractResult, ensure_raw_tables, next_loaded_at, raw_asset_key, stage_ddl
+from resources.raw_tables import ExtractResult, ensure_raw_tables, next_loaded_at, raw_asset_key
 from resources.reporting_api import ReportingApiClient
 from resources.source import SourceDatabase
 from resources.stores.api_extract_state import ensure_state_table, save_cursor, saved_cursor
@@ -79,6 +79,11 @@ def extract_from_api(
         log.info(
             f"orders from the reporting API have status '{UNKNOWN_ORDER_STATUS}' (the feed carries no order "
             "status), so they count as not booked; revenue marts need ONBOARDING_EXPORT_DATABASE_URL"
+        )
+    if not warehouse.engine.upserts:
+        raise RuntimeError(
+            f"the reporting API source merges rows in place, which {warehouse.describe()} cannot do (no row "
+            "upserts); use ONBOARDING_EXPORT_DATABASE_URL as the source, or a DuckDB or PostgreSQL warehouse"
         )
     started = time.monotonic()
     client = ReportingApiClient(source.api_base_url or "", source.api_key)
@@ -192,12 +197,11 @@ def _write(
     with warehouse.connect() as conn:
         for table in tables:
             raw = f"{warehouse.raw_schema}.{table.name}"
-            if conn.kind == "postgres":
-                # The same lock the database extract takes: one writer of a raw table at a time.
-                conn.execute("select pg_advisory_xact_lock(hashtext(:k))", {"k": f"pricing_ops.extract.{raw}"})
+            # The same lock the database extract takes: one writer of a raw table at a time.
+            conn.lock(f"pricing_ops.extract.{raw}")
             stage = f"{warehouse.raw_schema}._api_stage_{table.name}"
             conn.execute(f"drop table if exists {stage}")
-            conn.execute(stage_ddl(table, stage, conn.kind))
+            conn.execute(conn.engine.stage_table_sql(table, stage))
             batch = _arrow(table, mapped)
             results[table.name].rows_read += conn.append_arrow(stage, batch)
             if table is ONBOARDING_JOURNEY_EVENTS:

@@ -57,7 +57,7 @@ def deliver_pending(
     """Send every recorded message not yet delivered (this run's and earlier failures), oldest first."""
     report = DeliveryReport()
     claim = str(uuid.uuid4())
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         begin_exclusive(warehouse, conn)
         pending = claim_deliveries(warehouse, conn, claim, datetime.now(UTC))
     results: list[dict[str, Any]] = []
@@ -67,7 +67,7 @@ def deliver_pending(
     def flush(final: bool = False) -> None:
         nonlocal last_flush
         if results or final:
-            with warehouse.connect() as conn:
+            with warehouse.state_connect() as conn:
                 record_deliveries(warehouse, conn, results)
                 if final:
                     release_claim(warehouse, conn, claim)

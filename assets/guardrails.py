@@ -50,13 +50,18 @@ EVALUATED_TELEMETRY = "evaluated_telemetry"
 STATUS_MART_KEY = dg.AssetKey(PROVIDER_GUARDRAIL_STATUS)
 
 
+def _mart_reads(warehouse: Warehouse) -> list[tuple[str, str]]:
+    """Warehouse tables the automation reads beside its state (copied next to it where state lives apart)."""
+    return [(warehouse.schema, PROVIDER_GUARDRAIL_STATUS), (warehouse.raw_schema, "fulfillment_providers")]
+
+
 
 # Evaluation -------------------------------------------------------------------------------------------
 def evaluate_guardrails(
     warehouse: Warehouse, *, run_id: str, ran_at: datetime, app_base_url: str | None, api_enabled: bool
 ) -> EvaluationPlan:
     """Evaluate every provider's latest window and record the outcome (one transaction); no sending."""
-    with warehouse.connect() as conn:
+    with warehouse.state_with_copies(_mart_reads(warehouse)) as conn:
         begin_exclusive(warehouse, conn)
         rows, evaluated, totals = load_candidates(warehouse, conn)
         plan = plan_evaluation(
@@ -91,7 +96,7 @@ def _followup_rows(followups: list[FollowUp], limit: int = 50) -> list[dict[str,
 
 
 def paused_metadata(warehouse: Warehouse) -> dict[str, dg.MetadataValue]:
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         begin_exclusive(warehouse, conn)
         total, rows = paused_providers(warehouse, conn)
     shown = markdown_table(rows, "_no provider is paused_")
@@ -118,7 +123,7 @@ def record_operator_followup(
     """
     request.validate()
     now = now or datetime.now(UTC)
-    with warehouse.connect() as conn:
+    with warehouse.state_with_copies(_mart_reads(warehouse)) as conn:
         begin_exclusive(warehouse, conn)
         rows = (
             load_status_rows(warehouse, conn, request.provider_id)

@@ -76,10 +76,7 @@ def probe_source(source: SourceDatabase, timeout_s: float = DEFAULT_TIMEOUT_S) -
     lock_wait = max(0.2, timeout_s / (len(SOURCE_TABLES) + 1))
     try:
         with source.connect() as conn:
-            if conn.kind == "postgres":
-                ms = int(lock_wait * 1000)
-                conn.execute(f"set lock_timeout = {ms}")
-                conn.execute(f"set statement_timeout = {2 * ms}")  # a lock wait ends first, as such
+            conn.bound_waits(lock_wait, 2 * lock_wait)  # a lock wait ends first, as such
             for table in SOURCE_TABLES:
                 try:
                     conn.fetchall(f"select 1 from {source.table(table.name)} limit 0")
@@ -214,17 +211,22 @@ def collect_readiness(
 
     max_age = options.marts_freshness_minutes
 
+    def state_connect():
+        # Follow-ups, ledgers and run records: the warehouse, or STATE_DATABASE_URL beside Spark.
+        return warehouse.state_connect(timeout_s=remaining())
+
     def marts_and_digest() -> dict[str, Component]:
         with connect() as conn:
             missing, built, built_source = mart_build_times(conn, schema, instance)
-            # The weekly digest depends on the conversion feed: the snapshot mart's own freshness.
-            feed = marts_component(
-                [m for m in missing if m == CONVERSION_MART],
-                {CONVERSION_MART: built.get(CONVERSION_MART)},
-                now,
-                max_age,
-                built_source,
-            )
+        # The weekly digest depends on the conversion feed: the snapshot mart's own freshness.
+        feed = marts_component(
+            [m for m in missing if m == CONVERSION_MART],
+            {CONVERSION_MART: built.get(CONVERSION_MART)},
+            now,
+            max_age,
+            built_source,
+        )
+        with state_connect() as conn:
             digest = weekly_digest_component(
                 options.weekly_digest_enabled, feed, delivery_state(conn, schema, "email"),
                 period_containing("email", now),
@@ -232,11 +234,11 @@ def collect_readiness(
         return {"marts_freshness": marts_component(missing, built, now, max_age, built_source), "weekly_digest": digest}
 
     def export() -> dict[str, Component]:
-        with connect() as conn:
+        with state_connect() as conn:
             return {"export": export_component(_export_runs(conn, schema))}
 
     def guardrails() -> dict[str, Component]:
-        with connect() as conn:
+        with state_connect() as conn:
             return {"guardrails": guardrails_component(*_guardrails(conn, schema))}
 
     def experiments() -> dict[str, Component]:
@@ -244,11 +246,11 @@ def collect_readiness(
             return {"experiments": experiments_component(_srm_slugs(conn, schema))}
 
     # A connection per probe: a failed query (a table of another shape, a lock) spoils only its own
-    # components. On PostgreSQL they run side by side, so a locked table costs one timeout, not one
-    # per probe; a DuckDB file is read by one probe at a time.
+    # components. Where connections read side by side (PostgreSQL, Spark) the probes do, so a locked
+    # table costs one timeout, not one per probe; a DuckDB file is read by one probe at a time.
     warehouse_probes = [(("warehouse",), ping), (("marts_freshness", "weekly_digest"), marts_and_digest),
                         (("export",), export), (("guardrails",), guardrails), (("experiments",), experiments)]
-    if warehouse.kind == "postgres":
+    if warehouse.engine.concurrent_connections:
         for names, probe in warehouse_probes:
             probes.start(names, probe)
     else:

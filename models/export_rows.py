@@ -2,7 +2,8 @@
 
 - The row format: camelCase keys in the contract's order, money as a decimal string with two places,
   instants as ISO 8601 UTC with `Z` and always six fractional digits. `to_export_row` is the
-  reference in Python; `payload_select_sql` renders the very same thing inside DuckDB or Postgres,
+  reference in Python; `payload_select_sql` renders the very same thing inside the warehouse (each engine's spelling
+  through `ExportDialect`),
   so rows stay in the database / Arrow until their bytes go out (performance-notes.md).
 - The order: (loaded_at, event_id, slug), the warehouse's load order; `after_cursor_sql` is the
   keyset predicate "strictly after the cursor" (or "loaded at or after the instant" for a bare one).
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 # Re-exported: the export's names callers know from here (their homes are the modules imported).
 from models.export_cursor import (  # noqa: F401
@@ -36,16 +37,13 @@ from models.instants import (
 )
 from models.marts import SEGMENTS_MART  # noqa: F401
 
-Engine = Literal["duckdb", "postgres"]
 FORMATS: tuple[str, ...] = ("ndjson", "csv", "parquet")
 SINKS: tuple[str, ...] = ("webhook", "file", "s3")
 FILE_EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
-# Six fractional digits always: both warehouses keep microseconds, so a cursor round-trips exactly
+# Six fractional digits always (every engine keeps microseconds), so a cursor round-trips exactly
 # and every `recordedAt` has the same shape.
-_ISO_FORMAT_DUCKDB = "%Y-%m-%dT%H:%M:%S.%fZ"
-_ISO_FORMAT_POSTGRES = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 _CENT = Decimal("0.01")
 
 # Columns of the key that orders the export; present in every batch under these names.
@@ -118,46 +116,43 @@ def ndjson_line(record: Mapping[str, Any]) -> str:
 # SQL (rendered here so the format is spelled once; executed by assets/export_windows.py) -------
 
 
-def _instant_sql(engine: Engine, column: str) -> str:
-    # Explicitly UTC: the result never depends on the session TimeZone. (DuckDB: epoch microseconds
-    # back to a naive UTC timestamp, cheaper than `at time zone`, which goes through ICU.)
-    if engine == "duckdb":
-        return f"strftime(make_timestamp(epoch_us({column})), '{_ISO_FORMAT_DUCKDB}')"
-    return f"to_char({column} at time zone 'UTC', '{_ISO_FORMAT_POSTGRES}')"
+class ExportDialect(Protocol):
+    """What the export's SQL needs from a warehouse engine (resources/engines/ implement it)."""
+
+    def instant_iso_sql(self, column: str) -> str: ...  # ISO 8601 UTC, six fractional digits, `Z`
+    def utc_timestamp_sql(self, column: str) -> str: ...  # arrives in Arrow as its UTC wall time
+    def text_type(self) -> str: ...
+    def bytewise_sql(self, column: str) -> str: ...  # compared byte by byte
+    def json_line_sql(self, fields: list[tuple[str, str]]) -> str: ...  # compact JSON object, keys in order
+    def row_after_sql(self, columns: list[str], values: list[str]) -> str: ...  # row comparison
 
 
-def _utc_timestamp_sql(engine: Engine, column: str) -> str:
-    """A timestamptz as a naive UTC timestamp (Arrow then labels it UTC)."""
-    if engine == "duckdb":
-        return f"make_timestamp(epoch_us({column}))"
-    return f"({column} at time zone 'UTC')"
+def _money_sql(dialect: ExportDialect, column: str) -> str:
+    return f"cast(cast({column} as decimal(38, 2)) as {dialect.text_type()})"
 
 
-def _money_sql(engine: Engine, column: str) -> str:
-    return f"cast(cast({column} as decimal(38, 2)) as {'varchar' if engine == 'duckdb' else 'text'})"
-
-
-def _field_sql(engine: Engine, field: ExportField, alias: str) -> str:
+def _field_sql(dialect: ExportDialect, field: ExportField, alias: str) -> str:
     column = f"{alias}.{field.column}"
     if field.kind == "instant":
-        return _instant_sql(engine, column)
+        # Explicitly UTC: the result never depends on the session TimeZone.
+        return dialect.instant_iso_sql(column)
     if field.kind == "money":
-        return _money_sql(engine, column)
+        return _money_sql(dialect, column)
     if field.kind == "bool":
         return f"coalesce({column}, false)"
     return column
 
 
-def key_select_sql(engine: Engine, alias: str = "m") -> str:
+def key_select_sql(dialect: ExportDialect, alias: str = "m") -> str:
     """The ordering key as `_loaded_at` (a UTC timestamp, exact to the microsecond), `_event_id`,
     `_slug`. Only batch boundaries are turned into text, so the key costs nothing per row."""
     return (
-        f"{_utc_timestamp_sql(engine, f'{alias}.loaded_at')} as {KEY_LOADED_AT}, "
+        f"{dialect.utc_timestamp_sql(f'{alias}.loaded_at')} as {KEY_LOADED_AT}, "
         f"{alias}.event_id as {KEY_EVENT_ID}, {alias}.slug as {KEY_SLUG}"
     )
 
 
-def payload_select_sql(engine: Engine, fmt: str, alias: str = "m") -> str:
+def payload_select_sql(dialect: ExportDialect, fmt: str, alias: str = "m") -> str:
     """Select-list of the row payload for a format.
 
     ndjson: one column `line`, the row as compact JSON rendered by the database, newline included
@@ -167,38 +162,30 @@ def payload_select_sql(engine: Engine, fmt: str, alias: str = "m") -> str:
     decimal(38,2), so a Parquet reader gets types rather than strings.
     """
     if fmt == "ndjson":
-        if engine == "duckdb":
-            # to_json of a struct keeps the field order and is the cheapest way DuckDB builds JSON.
-            fields = ", ".join(f'"{f.key}" := {_field_sql(engine, f, alias)}' for f in EXPORT_FIELDS)
-            return f"to_json(struct_pack({fields}))::varchar || chr(10) as {NDJSON_LINE}"
-        # row_to_json of a one-row subselect: compact JSON with the keys in column order
-        # (json_build_object pads with spaces; jsonb reorders keys).
-        cols = ", ".join(f'{_field_sql(engine, f, alias)} as "{f.key}"' for f in EXPORT_FIELDS)
-        return f"row_to_json((select r from (select {cols}) r))::text || chr(10) as {NDJSON_LINE}"
+        fields = [(f.key, _field_sql(dialect, f, alias)) for f in EXPORT_FIELDS]
+        return f"{dialect.json_line_sql(fields)} || chr(10) as {NDJSON_LINE}"
     if fmt == "csv":
-        return ", ".join(f'{_field_sql(engine, f, alias)} as "{f.key}"' for f in EXPORT_FIELDS)
+        return ", ".join(f'{_field_sql(dialect, f, alias)} as "{f.key}"' for f in EXPORT_FIELDS)
     if fmt == "parquet":
         parts = []
         for f in EXPORT_FIELDS:
             column = f"{alias}.{f.column}"
             if f.kind == "instant":
-                expr = _utc_timestamp_sql(engine, column)
+                expr = dialect.utc_timestamp_sql(column)
             elif f.kind == "money":
                 expr = f"cast({column} as decimal(38, 2))"
             else:
-                expr = _field_sql(engine, f, alias)
+                expr = _field_sql(dialect, f, alias)
             parts.append(f'{expr} as "{f.key}"')
         return ", ".join(parts)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def order_by_sql(engine: Engine, alias: str = "m") -> str:
-    # Postgres compares text by the database collation; "C" makes it bytewise like DuckDB.
-    slug = f'{alias}.slug collate "C"' if engine == "postgres" else f"{alias}.slug"
-    return f"{alias}.loaded_at, {alias}.event_id, {slug}"
+def order_by_sql(dialect: ExportDialect, alias: str = "m") -> str:
+    return f"{alias}.loaded_at, {alias}.event_id, {dialect.bytewise_sql(f'{alias}.slug')}"
 
 
-def after_cursor_sql(engine: Engine, cursor: ExportCursor | None, alias: str = "m", prefix: str = "c") -> str:
+def after_cursor_sql(dialect: ExportDialect, cursor: ExportCursor | None, alias: str = "m", prefix: str = "c") -> str:
     """Predicate "after the cursor", with `:{prefix}_loaded_at`, `:{prefix}_event_id`, `:{prefix}_slug`.
 
     No cursor: everything. A bare instant: loaded at or after it. A full cursor: strictly after the
@@ -209,11 +196,11 @@ def after_cursor_sql(engine: Engine, cursor: ExportCursor | None, alias: str = "
     lower = f"{alias}.loaded_at >= :{prefix}_loaded_at"
     if cursor.is_bare:
         return lower
-    slug = f'{alias}.slug collate "C"' if engine == "postgres" else f"{alias}.slug"
-    return (
-        f"{lower} and ({alias}.loaded_at, {alias}.event_id, {slug}) > "
-        f"(:{prefix}_loaded_at, :{prefix}_event_id, :{prefix}_slug)"
+    after = dialect.row_after_sql(
+        [f"{alias}.loaded_at", f"{alias}.event_id", dialect.bytewise_sql(f"{alias}.slug")],
+        [f":{prefix}_loaded_at", f":{prefix}_event_id", f":{prefix}_slug"],
     )
+    return f"{lower} and {after}"
 
 
 def cursor_params(cursor: ExportCursor | None, prefix: str = "c") -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The operational tables of contract section 2, as data: names, columns, keys, change tracking.
 
-One description serves the demo-source writer (DDL on DuckDB and Postgres), the extract assets
+One description serves the demo-source writer (DDL per engine: resources/engines/), the extract assets
 (what to read, how to merge) and the warehouse raw tables (same columns plus `loaded_at` on
 events). Types are written once per engine here so no other module spells them.
 """
@@ -172,20 +172,3 @@ def raw_columns(table: SourceTable) -> tuple[Column, ...]:
     """Columns of the warehouse raw copy of a source table."""
     return table.columns + ((LOADED_AT,) if table.merge == "insert_new" else ())
 
-
-def create_table_sql(table: SourceTable, qualified_name: str, engine: str, raw: bool = False) -> str:
-    """`create table if not exists` for a source table (or its raw copy) on duckdb or postgres.
-
-    The DuckDB raw copy of an append-only table has no primary key: DuckDB keeps such a key as an
-    in-memory ART index that slows every bulk append (~25% of the events extract) and grows with the
-    table. The key still holds: the extract inserts only ids not yet present (one writer at a time,
-    the run queue's `warehouse_writer` limit) and dbt tests `unique` on the staging model.
-    """
-    columns = raw_columns(table) if raw else table.columns
-    lines = []
-    for col in columns:
-        col_type = col.duckdb_type if engine == "duckdb" else col.postgres_type
-        lines.append(f"  {col.name} {col_type}{'' if col.nullable else ' not null'}")
-    if not (raw and engine == "duckdb" and table.merge == "insert_new"):
-        lines.append(f"  primary key ({table.key})")
-    return f"create table if not exists {qualified_name} (\n" + ",\n".join(lines) + "\n)"

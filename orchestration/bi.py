@@ -12,7 +12,7 @@ from assets.bi import BI_COPY_KEY, build_bi_copy_asset, dashboard_specs
 from assets.dbt import TRANSLATOR
 from models.marts import BI_TABLES
 from orchestration.settings import Settings
-from resources.warehouse import WarehouseLocation
+from resources.engines import engine_for_url
 
 
 def definitions(settings: Settings, dbt_project: DbtProject) -> dg.Definitions:
@@ -23,7 +23,7 @@ def definitions(settings: Settings, dbt_project: DbtProject) -> dg.Definitions:
 
     assets: list = []
     extra_deps: list[dg.AssetKey] = []
-    if WarehouseLocation.parse(settings.warehouse_url).kind == "duckdb":
+    if engine_for_url(settings.warehouse_url).embedded_file is not None:
         # Superset reads the copy, never the warehouse file: the copy sits between marts and dashboard.
         assets.append(build_bi_copy_asset(settings.data_dir, BI_TABLES, [dg.AssetKey(name) for name in BI_TABLES]))
         extra_deps.append(BI_COPY_KEY)

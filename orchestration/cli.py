@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "orchestration.commands.digests",  # digest slack | email, readyz
     "orchestration.commands.warehouse",  # warehouse grant-bi-reader
     "orchestration.commands.bi",  # bi, docs
+    "orchestration.commands.spark_cluster",  # spark-cluster start | stop | status
 )
 
 

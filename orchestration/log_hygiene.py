@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from orchestration.settings import Settings
+from resources.postgres_url import is_postgres_url
 
 REDACTED = "***"
 # A secret shorter than this would blank out ordinary words; none of the real ones is.
@@ -65,7 +66,7 @@ def _secret_settings(settings: Settings) -> list[str]:
 def is_database_url(value: str) -> bool:
     """A URL whose one secret is its password (PostgreSQL, DuckDB, Spark Connect)."""
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    return scheme in _DATABASE_SCHEMES or scheme.startswith(("postgresql+", "postgres+"))
+    return scheme in _DATABASE_SCHEMES or is_postgres_url(value)
 
 
 def without_password(url: str) -> str:

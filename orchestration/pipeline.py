@@ -17,7 +17,7 @@ from assets.extract import RESYNC_RUN_CONFIG, build_extract_assets
 from assets.pipeline_checks import payload_rejects_rate_check, source_row_rejects_check
 from models.experiment_results import ExperimentSettings
 from models.marts import BI_TABLES
-from orchestration.settings import Settings
+from orchestration.settings import Settings, secret
 from resources.warehouse import Warehouse
 
 FRESH_KEYS = {mart_key(name) for name in BI_TABLES}
@@ -41,14 +41,16 @@ def build_dbt_models(settings: Settings) -> tuple[dg.AssetsDefinition, DbtProjec
     return build_dbt_assets(
         settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES,
         settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES,
-        parse_env=Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA).dbt_env(),
+        parse_env=Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA,
+                          state_url=secret(settings.STATE_DATABASE_URL)).dbt_env(),
         data_dir=settings.data_dir,
     )
 
 
 def definitions(settings: Settings, dbt_models: dg.AssetsDefinition, dbt_project: DbtProject) -> dg.Definitions:
-    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA)
-    extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK, warehouse.raw_schema, warehouse.kind)
+    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA,
+                          state_url=secret(settings.STATE_DATABASE_URL))
+    extract_assets = build_extract_assets(settings.EXTRACT_LOOKBACK, warehouse.raw_schema, warehouse.engine)
     experiments = build_experiment_assets(ExperimentSettings(
         srm_p_threshold=settings.EXPERIMENT_SRM_P_THRESHOLD,
         sequential_tuning=settings.EXPERIMENT_SEQUENTIAL_TUNING,

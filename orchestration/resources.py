@@ -31,6 +31,7 @@ def build_warehouse(settings: Settings, resolved: bool = False) -> Warehouse:
     return Warehouse(
         url=env_or_value("WAREHOUSE_URL", settings.warehouse_url, resolved),
         schema_name=settings.WAREHOUSE_SCHEMA,
+        state_url=env_or_value("STATE_DATABASE_URL", secret(settings.STATE_DATABASE_URL), resolved),
     )
 
 
@@ -38,6 +39,7 @@ def build_warehouse_writer(settings: Settings, resolved: bool = False) -> Wareho
     return WarehouseWriter(
         url=env_or_value("WAREHOUSE_URL", settings.warehouse_url, resolved),
         schema_name=settings.WAREHOUSE_SCHEMA,
+        state_url=env_or_value("STATE_DATABASE_URL", secret(settings.STATE_DATABASE_URL), resolved),
         wait_seconds=settings.WAREHOUSE_WRITER_WAIT.total_seconds(),
     )
 

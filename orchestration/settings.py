@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.identifiers import schema_name_problem
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     DATA_DIR: Path = Path(".data")
     WAREHOUSE_URL: SecretStr | None = None
     WAREHOUSE_SCHEMA: str = "analytics"
+    # Transactional state when the warehouse is Spark (contract section 10): a PostgreSQL URL.
+    STATE_DATABASE_URL: SecretStr | None = None
     DAGSTER_POSTGRES_URL: SecretStr | None = None
 
     # Source
@@ -234,15 +236,15 @@ class Settings(BaseSettings):
     @classmethod
     def _warehouse_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from resources.warehouse import WarehouseLocation
+            from resources.engines import engine_for_url
 
             try:
-                WarehouseLocation.parse(value.get_secret_value())
+                engine_for_url(value.get_secret_value())
             except ValueError as exc:
                 raise ValueError(str(exc).removeprefix("WAREHOUSE_URL: ")) from None
         return value
 
-    @field_validator("ONBOARDING_EXPORT_DATABASE_URL", "DAGSTER_POSTGRES_URL")
+    @field_validator("ONBOARDING_EXPORT_DATABASE_URL", "DAGSTER_POSTGRES_URL", "STATE_DATABASE_URL")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -250,6 +252,18 @@ class Settings(BaseSettings):
 
             resolve_postgres_url(value.get_secret_value())  # ValueError names what is wrong, not the URL
         return value
+
+    @model_validator(mode="after")
+    def _state_database(self) -> Settings:
+        """A warehouse without transactions (Spark) needs STATE_DATABASE_URL: refused at start."""
+        from resources.engines import engine_for_url
+
+        state = self.STATE_DATABASE_URL.get_secret_value() if self.STATE_DATABASE_URL else None
+        try:
+            engine_for_url(self.warehouse_url, state_url=state).state_engine()
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     # Derived locations -------------------------------------------------------------------------
     @property

@@ -72,7 +72,7 @@ def publish_bi_copy(
 ) -> PublishResult:
     """`target` holds exactly `tables` of the warehouse's marts schema (same schema name), replaced
     atomically when their contents changed since the last publish (or with `force`)."""
-    if warehouse.kind != "duckdb":
+    if warehouse.engine.embedded_file is None:
         raise ValueError(f"the BI copy is for a DuckDB warehouse; {warehouse.describe()} is read by BI directly")
     stamp = fingerprint(warehouse, tables)
     built = [table for table in tables if stamp[table] is not None]
@@ -115,7 +115,7 @@ def _write_copy(
     import duckdb
 
     schema = warehouse.schema
-    source = str(warehouse.location.path).replace("'", "''")
+    source = str(warehouse.engine.embedded_file).replace("'", "''")
     conn = duckdb.connect(str(scratch))
     try:
         conn.execute("set TimeZone = 'UTC'")

@@ -17,12 +17,10 @@ from pathlib import Path
 
 from models.demo import plan
 from models.demo.generator import PAYLOAD_TABLE, DemoGenerator
-from models.source_tables import (
-    SOURCE_TABLES,
-    create_table_sql,
-)
+from models.source_tables import SOURCE_TABLES
+from resources.engines import create_table_sql, engine_class
+from resources.engines.postgres import PostgresConnection
 from resources.postgres_url import is_postgres_url, resolve_postgres_url
-from resources.warehouse import WarehouseConnection
 
 ARROW_BATCH_ROWS = 50_000  # rows per COPY chunk into Postgres: a few MB of CSV each
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -249,7 +247,7 @@ def _fill_postgres(generator: DemoGenerator, duck, pg, schema: str, counts: dict
 
     duck.execute("set TimeZone = 'UTC'")
     _load_payloads(generator, duck)
-    conn = WarehouseConnection("postgres", pg)
+    conn = PostgresConnection(engine_class("postgres"), pg)
     conn.execute(f"create schema if not exists {_quote_ident(schema)}")
     for table in reversed(SOURCE_TABLES):  # dependants first
         conn.execute(f"drop table if exists {q(table.name)} cascade")

@@ -1,5 +1,5 @@
 """The experiment results tables (`experiment_health`, `experiment_results`, contract section 9) in
-the warehouse: reading their inputs and replacing their rows, on DuckDB and on Postgres.
+the warehouse: reading their inputs and replacing their rows, on every engine.
 
 Rows are replaced in one transaction (delete, insert), never dropped and recreated, so readers
 never see a missing table and `bi_reader`'s SELECT grant stays in place. The computed rows are
@@ -34,9 +34,9 @@ def column_type(name: str) -> str:
     return _TYPES.get(name, "double precision")
 
 
-def _ddl(qualified: str, columns: Sequence[str]) -> str:
-    body = ", ".join(f"{name} {column_type(name)}" for name in columns)
-    return f"create table if not exists {qualified} ({body})"
+def _engine_columns(conn: WarehouseConnection, columns: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, type in this engine) of each column."""
+    return [(name, conn.engine.state_type(_STAGE_KINDS[column_type(name)])) for name in columns]
 
 
 def read_inputs(warehouse: Warehouse) -> dict[str, Any]:
@@ -102,10 +102,7 @@ def replace_results(warehouse: Warehouse, health: Sequence[HealthRow], results: 
                 slugs = stage(conn, "_stage_experiment_slugs", [("slug", "text", False)], [(s,) for s in changed])
                 staged.append(slugs)
                 for (qualified, columns, _), name in zip(tables, staged):
-                    listed = ", ".join(columns)
-                    conn.execute(f"delete from {qualified} where slug in (select slug from {slugs})")
-                    conn.execute(f"insert into {qualified} ({listed}) select {listed} from {name} "
-                                 f"where slug in (select slug from {slugs})")
+                    conn.engine.rewrite_rows(conn, qualified, ", ".join(columns), name, slugs)
         finally:
             for name in staged:
                 unstage(conn, name)
@@ -129,13 +126,10 @@ def _differing_slugs(conn: WarehouseConnection, qualified: str, staged: str, col
 def _ensure_table(conn: WarehouseConnection, qualified: str, columns: Sequence[str]) -> None:
     """The table with every column: one made by an earlier version gets the new columns added
     (null until its slugs are rewritten, which the comparison with the wanted rows makes happen)."""
-    conn.execute(_ddl(qualified, columns))
-    for name in columns:
-        conn.execute(f"alter table {qualified} add column if not exists {name} {column_type(name)}")
-    if conn.kind == "postgres":
-        conn.execute(
-            "do $grant$ begin if exists (select 1 from pg_roles where rolname = '" + BI_READER + "') then "
-            f"grant select on {qualified} to {BI_READER}; end if; end $grant$")
+    typed = _engine_columns(conn, columns)
+    conn.execute(conn.engine.create_state_table_sql(qualified, typed))
+    conn.engine.add_missing_columns(conn, qualified, typed)
+    conn.engine.grant_bi_reader(conn, qualified)
 
 
 def read_digest_experiments(conn: WarehouseConnection, schema: str) -> tuple[SlugExperiment, ...]:

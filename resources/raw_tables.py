@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from models.instants import as_utc, format_instant
-from models.source_tables import LOADED_AT, SOURCE_TABLES, SourceTable, create_table_sql
+from models.source_tables import LOADED_AT, SOURCE_TABLES
 from resources.warehouse import Warehouse, WarehouseConnection
 
 
@@ -60,36 +60,10 @@ class ExtractResult:
 def ensure_raw_tables(warehouse: Warehouse, conn: WarehouseConnection) -> None:
     warehouse.ensure_schemas(conn)
     for table in SOURCE_TABLES:
-        conn.execute(create_table_sql(table, f"{warehouse.raw_schema}.{table.name}", conn.kind, raw=True))
-        if conn.kind == "postgres" and table.merge == "insert_new":
-            # The clock of the append-only tables: the next load's stamp, the fingerprint and dbt's
-            # models read `max(loaded_at)` and the rows past a watermark (DuckDB's zone maps do this).
-            conn.execute(
-                f"create index if not exists {table.name}__{LOADED_AT.name} "
-                f"on {warehouse.raw_schema}.{table.name} ({LOADED_AT.name})"
-            )
-
-
-def stage_ddl(table: SourceTable, name: str, engine: str, wire_types: bool = False) -> str:
-    """A scratch table with the source's columns and no key (a re-read may hold the same id twice).
-
-    `wire_types` (PostgreSQL): json, numeric and char columns as text (`Column.travels_as_text`), so
-    an Arrow stream binary-COPYs into it as is; `staged_rows` casts them back."""
-    if engine == "duckdb":
-        cols = ", ".join(f"{c.name} {c.duckdb_type}" for c in table.columns)
-        return f"create table {name} ({cols})"
-    cols = ", ".join(f"{c.name} {c.postgres_wire_type if wire_types else c.postgres_type}" for c in table.columns)
-    return f"create unlogged table {name} ({cols})"
-
-
-def staged_rows(table: SourceTable, stage: str, engine: str) -> str:
-    """A subquery of the stage's rows in the raw table's types (undoing `stage_ddl(wire_types=True)`)."""
-    if engine == "duckdb":
-        return stage
-    cols = ", ".join(
-        f"cast({c.name} as {c.postgres_type}) as {c.name}" if c.travels_as_text else c.name for c in table.columns
-    )
-    return f"(select {cols} from {stage})"
+        qualified = f"{warehouse.raw_schema}.{table.name}"
+        conn.execute(conn.engine.create_table_sql(table, qualified, raw=True))
+        for statement in conn.engine.raw_table_index_sql(table, qualified):
+            conn.execute(statement)
 
 
 def next_loaded_at(conn: WarehouseConnection, raw: str) -> datetime:

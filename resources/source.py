@@ -25,8 +25,11 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from models.source_tables import SourceTable
+from resources.engines import WarehouseConnection, engine_class
+from resources.engines.duckdb import DuckDBConnection
+from resources.engines.postgres import PostgresConnection, libpq_uri
 from resources.interrupts import CANCEL_TIMEOUT_S, cancel_on_signal, received_signal
-from resources.warehouse import WarehouseConnection, WarehouseLocation, libpq_uri
+from resources.postgres_url import resolve_postgres_url
 
 BATCH_ROWS = 100_000
 DEFAULT_STATEMENT_TIMEOUT_S = 300.0
@@ -85,7 +88,7 @@ class SourceDatabase(ConfigurableResource):
     def describe(self) -> str:
         """Where the source is, without secrets."""
         if self.kind == "postgres":
-            return WarehouseLocation.parse(self.database_url or "").describe() + f" schema {self.schema_name}"
+            return resolve_postgres_url(self.database_url or "").describe() + f" schema {self.schema_name}"
         if self.kind == "api":
             return f"reporting API {self.api_base_url}"
         return f"demo source {Path(self.demo_path).resolve()}"
@@ -120,7 +123,7 @@ class SourceDatabase(ConfigurableResource):
             raw = duckdb.connect(str(path), read_only=True)
             raw.execute("set TimeZone = 'UTC'")
             try:
-                yield WarehouseConnection("duckdb", raw)
+                yield DuckDBConnection(engine_class("duckdb"), raw)
             finally:
                 raw.close()
             return
@@ -130,7 +133,7 @@ class SourceDatabase(ConfigurableResource):
         raw = psycopg.connect(libpq_uri(self.database_url or ""), options=options, autocommit=True)
         try:
             with cancel_on_signal(partial(raw.cancel_safe, timeout=CANCEL_TIMEOUT_S)):
-                yield WarehouseConnection("postgres", raw)
+                yield PostgresConnection(engine_class("postgres"), raw)
         finally:
             raw.close()
 
@@ -206,7 +209,7 @@ class SourceDatabase(ConfigurableResource):
 
     def describe_database(self) -> str:
         """The source database as `postgresql://user@host:port/db` (never the password)."""
-        return WarehouseLocation.parse(self.database_url or "").describe() if self.kind == "postgres" else self.describe()
+        return resolve_postgres_url(self.database_url or "").describe() if self.kind == "postgres" else self.describe()
 
     def _lock_holders(self, table_name: str) -> str | None:
         """Who holds a lock that blocks reading the table (`pid 4242 (psql) holds AccessExclusiveLock`),

@@ -1,7 +1,7 @@
 """One writer per warehouse: a lock a run holds from its first step to its last, whoever started it
 (`pricing-ops`, a schedule, a sensor, the UI).
 
-On PostgreSQL it is a session advisory lock, keyed by the warehouse schema, on a connection of its
+On PostgreSQL (and on Spark, in its STATE_DATABASE_URL) it is a session advisory lock, keyed by the warehouse schema, on a connection of its
 own named `pricing-ops run <run id>` (`application_name`), so `pg_stat_activity` and a waiting
 writer can name the run that holds it. On DuckDB, whose file takes one writing process at a time
 but only while a connection is open (a run's steps open and close theirs), it is an exclusive
@@ -205,8 +205,12 @@ class WarehouseWriter(ConfigurableResource):
     tables (extract, dbt models, experiment statistics): a second writer waits up to
     `wait_seconds`, then fails naming the run that holds it."""
 
-    url: str = Field(description="The warehouse: duckdb:///path.duckdb or postgresql://... (secret: set via EnvVar)")
+    url: str = Field(description="The warehouse: duckdb:///path.duckdb, postgresql://... or sc://... (secret: set via EnvVar)")
     schema_name: str = Field(default="analytics", description="Marts schema (WAREHOUSE_SCHEMA): the lock is per schema")
+    state_url: str | None = Field(
+        default=None,
+        description="STATE_DATABASE_URL beside a Spark warehouse: the lock is held there (secret)",
+    )
     wait_seconds: float = Field(
         default=600.0, description="How long a second writer waits for the run holding the lock (WAREHOUSE_WRITER_WAIT)"
     )
@@ -226,7 +230,7 @@ class WarehouseWriter(ConfigurableResource):
             context.log.info(message)
 
         with hold_writer_lock(
-            WarehouseLocation.parse(self.url), self.schema_name, run.run_id, self.wait_seconds, say, describe_run
+            WarehouseLocation.parse(self.url, self.state_url), self.schema_name, run.run_id, self.wait_seconds, say, describe_run
         ):
             yield self
 
@@ -246,4 +250,5 @@ def describe_holder_run(instance, run_id: str) -> str:
 
 def writer_lock_of(warehouse: Warehouse, wait_seconds: float = 600.0) -> WarehouseWriter:
     """The writer lock of `warehouse` as a resource (the assets that build tables require it)."""
-    return WarehouseWriter(url=warehouse.url, schema_name=warehouse.schema_name, wait_seconds=wait_seconds)
+    return WarehouseWriter(url=warehouse.url, schema_name=warehouse.schema_name, state_url=warehouse.state_url,
+                           wait_seconds=wait_seconds)

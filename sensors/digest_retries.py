@@ -29,7 +29,7 @@ RETRY_INTERVAL_SECONDS = 300
 )
 def digest_retry_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     now = datetime.now(UTC)
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         pending = retryable_periods(conn, warehouse.schema, now, JOB_FOR_KIND)
     if not pending:
         return dg.SkipReason("no failed digest send in the current periods")

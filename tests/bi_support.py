@@ -145,7 +145,9 @@ def view_dashboard(base_url: str, user: str, password: str, profile: Path, scree
             errors = [e.strip() for e in page.locator("[data-test-chart-id] [role=alert], "
                                                       "[data-test-chart-id] .ant-alert").all_inner_texts()]
             screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot), full_page=True)
+            # The viewport (1600x2400 holds the five charts), not a full-page capture: that resizes the
+            # window, Superset lays the charts out again, and a loaded machine caught the grid empty.
+            page.screenshot(path=str(screenshot))
             filtered = {}
             if filter_slug is not None:
                 page.goto(f"{base_url}/superset/dashboard/{dashboard}/{slug_filter_query(filter_slug)}")

@@ -30,6 +30,21 @@ PG_ADMIN_DSN = os.environ.get("PRICING_OPS_TEST_PG", "postgresql://postgres@127.
 TEST_DB_TIMEZONE = "Asia/Kolkata"  # +05:30: shifts dates and is not a whole hour away from UTC
 
 
+# The xdist groups that take longest on their worker, scheduled first: under `--dist loadgroup` the
+# workers take groups in collection order, and a long group collected last (the Spark cluster's
+# tests, test_spark_warehouse.py) would run alone at the end while the other worker idles.
+LONGEST_GROUPS_FIRST = ("spark",)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        groups = {str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args}
+        return min((LONGEST_GROUPS_FIRST.index(g) for g in groups if g in LONGEST_GROUPS_FIRST),
+                   default=len(LONGEST_GROUPS_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def _admin():
     import psycopg
 

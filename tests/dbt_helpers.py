@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from assets.dbt import environment
-from models.source_tables import SOURCE_TABLES_BY_NAME, create_table_sql, raw_columns
+from models.source_tables import SOURCE_TABLES_BY_NAME, raw_columns
+from resources.engines import create_table_sql
 from resources.warehouse import Warehouse
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -28,6 +29,10 @@ def load_raw_tables(warehouse: Warehouse, rows_by_table: Mapping[str, Iterable[M
             table = SOURCE_TABLES_BY_NAME[name]
             qualified = f"{warehouse.raw_schema}.{name}"
             conn.execute(create_table_sql(table, qualified, warehouse.kind, raw=True))
+            if not warehouse.engine.upserts:
+                # Spark: no row-at-a-time inserts worth the name; the same casts in DuckDB, then Arrow.
+                conn.append_arrow(qualified, _cast_in_duckdb(table, list(rows)))
+                continue
             columns = raw_columns(table)
             casts = ", ".join(
                 f"cast(:{c.name} as {c.duckdb_type if warehouse.kind == 'duckdb' else c.postgres_type})"
@@ -37,6 +42,43 @@ def load_raw_tables(warehouse: Warehouse, rows_by_table: Mapping[str, Iterable[M
             for row in rows:
                 conn.execute(sql, {c.name: row.get(c.name) for c in columns})
 
+
+
+def _cast_in_duckdb(table, rows: list[Mapping[str, Any]]):
+    """The rows in the raw table's types (cast by DuckDB as in `load_raw_tables`), as Arrow."""
+    import duckdb
+
+    columns = raw_columns(table)
+    with duckdb.connect() as conn:
+        conn.execute("set TimeZone = 'UTC'")
+        conn.execute(f"create table t ({', '.join(f'{c.name} {c.duckdb_type}' for c in columns)})")
+        casts = ", ".join(f"cast(${c.name} as {c.duckdb_type})" for c in columns)
+        for row in rows:
+            conn.execute(f"insert into t values ({casts})", {c.name: row.get(c.name) for c in columns})
+        # JSON travels as its text (Spark keeps raw JSON as string).
+        select = ", ".join(f"cast({c.name} as varchar) as {c.name}" if c.duckdb_type.lower() == "json" else c.name
+                           for c in columns)
+        return conn.sql(f"select {select} from t").to_arrow_table()
+
+
+def replace_raw_rows(warehouse: Warehouse, name: str, rows: list[dict]) -> None:
+    """An in-place change as the extract's upsert leaves it: each row's latest version by id."""
+    if warehouse.engine.upserts:
+        with warehouse.connect() as conn:
+            for row in rows:
+                conn.execute(f"delete from {warehouse.raw_schema}.{name} where id = :id", {"id": row["id"]})
+        load_raw_tables(warehouse, {name: rows})
+        return
+    # Spark has no row deletes: the table rewritten without those ids, then the rows appended.
+    qualified = f"{warehouse.raw_schema}.{name}"
+    ids = ", ".join("'" + str(row["id"]).replace("'", "''") + "'" for row in rows)
+    with warehouse.connect() as conn:
+        conn.execute(f"drop table if exists {qualified}__kept")
+        conn.execute(f"create table {qualified}__kept using parquet as select * from {qualified} "
+                     f"where cast(id as string) not in ({ids})")
+        conn.execute(f"drop table {qualified}")
+        conn.execute(f"alter table {qualified}__kept rename to {qualified}")
+    load_raw_tables(warehouse, {name: rows})
 
 
 def run_dbt(

@@ -10,7 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from models.source_tables import SOURCE_TABLES, SOURCE_TABLES_BY_NAME, create_table_sql
+from models.source_tables import SOURCE_TABLES, SOURCE_TABLES_BY_NAME
+from resources.engines import create_table_sql
 
 
 def create_source(engine: str, conn: Any, schema: str | None = None) -> None:

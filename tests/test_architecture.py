@@ -127,3 +127,51 @@ def test_no_file_over_400_lines():
             over[rel] = lines
     unexpected = {rel: n for rel, n in over.items() if rel not in OVER_LENGTH_ALLOWED}
     assert unexpected == {}, f"files over {MAX_LINES} lines (split them by concern): {unexpected}"
+
+
+# Engines are plug-ins (resources/engines/): what differs per engine is asked of the engine's
+# interface, never decided above resources/ by testing its name or its URL scheme.
+ENGINE_NAMES = {"duckdb", "postgres", "postgresql", "spark", "sc"}
+ENGINE_PREFIXES = ("duckdb:", "postgres:", "postgresql:", "postgresql+", "sc:")
+
+
+def _names_an_engine(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.lower() in ENGINE_NAMES or node.value.lower().startswith(ENGINE_PREFIXES)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_names_an_engine(e) for e in node.elts)
+    return False
+
+
+def engine_branches(source: str) -> list[int]:
+    """Lines that compare something with an engine's name or URL scheme (`kind == "duckdb"`,
+    `engine in ("postgres", ...)`, `url.startswith("sc://")`, `case "spark":`)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(_names_an_engine(n) for n in [node.left, *node.comparators]) or (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("startswith", "endswith") and any(_names_an_engine(a) for a in node.args)):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.match_case) and any(
+            _names_an_engine(n.value) for n in ast.walk(node.pattern) if isinstance(n, ast.MatchValue)
+        ):
+            lines.append(node.pattern.lineno)
+    return lines
+
+
+def test_no_module_outside_resources_branches_on_the_engine():
+    found = []
+    for module, path in sorted(_modules().items()):
+        if module.split(".")[0] == "resources":
+            continue
+        found += [f"{path.relative_to(ROOT)}:{line}" for line in engine_branches(path.read_text())]
+    assert found == [], "branches on a warehouse engine's name outside resources/ (ask resources/engines/):\n" + "\n".join(found)
+
+
+def test_the_engine_check_sees_each_form_of_branch():
+    # Guards the check itself: each form a branch on the engine takes is found, plain text is not.
+    assert engine_branches('if conn.kind == "duckdb":\n    pass') == [1]
+    assert engine_branches('x = 1 if engine != "postgres" else 2') == [1]
+    assert engine_branches('ok = kind in ("spark", "duckdb")') == [1]
+    assert engine_branches('remote = url.startswith("sc://")') == [1]
+    assert engine_branches('match kind:\n    case "spark":\n        pass') == [2]
+    assert engine_branches('kinds = {"duckdb"}\nname = "postgres"\nlog(f"on {kind}")') == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from dbt_helpers import load_raw_tables, parse_manifest, run_dbt, table_rows
+from dbt_helpers import load_raw_tables, parse_manifest, replace_raw_rows, run_dbt, table_rows
 from test_dbt_models import DBT_VARS, EVENTS, JOURNEYS, MARTS, ORDERS, PROVIDERS, SCHEMA, TELEMETRY
 
 from assets.experiments import build_experiment_assets
@@ -43,6 +43,11 @@ AS_OF_FORWARD = "the as-of date moves forward, nothing new"
 FINAL_STEP = "the as-of date moves back, nothing new"
 # Comparisons computed even on a handful of journeys, so the statistics are numbers, not nulls.
 STATS_SETTINGS = ExperimentSettings(min_journeys=1)
+# The builds of these sequences leave out dbt's unit tests: they check the models' SQL on fixed
+# fixtures, whatever the warehouse holds, and test_dbt_models runs them. The reference builds
+# (--full-refresh) leave out the data tests too: what is checked is what the incremental builds wrote.
+BUILD = ["build", "--exclude-resource-type", "unit_test"]
+FULL_BUILD = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
 
 
 def _with(row: dict, **changes) -> dict:
@@ -59,10 +64,7 @@ def _events(ids: set[int], loaded: str) -> list[dict]:
 
 def _replace(warehouse: Warehouse, table: str, rows: list[dict]) -> None:
     """An in-place change as the extract's upsert leaves it: the row's latest version."""
-    with warehouse.connect() as conn:
-        for row in rows:
-            conn.execute(f"delete from {warehouse.raw_schema}.{table} where id = :id", {"id": row["id"]})
-    load_raw_tables(warehouse, {table: rows})
+    replace_raw_rows(warehouse, table, rows)
 
 
 def _loads(warehouse: Warehouse):
@@ -141,8 +143,8 @@ def _assert_incremental_equals_full_refresh(incremental: Warehouse, full: Wareho
             manifests["incremental"] = parse_manifest(incremental, work)
             manifests["full"] = manifests["incremental"] if full.kind == "duckdb" else parse_manifest(full, work)
         dbt_vars = {**DBT_VARS, "as_of_date": as_of}
-        run_dbt(incremental, ["build"], work, dbt_vars, manifest=manifests["incremental"])
-        run_dbt(full, ["build", "--full-refresh"], work, dbt_vars, manifest=manifests["full"])
+        run_dbt(incremental, BUILD, work, dbt_vars, manifest=manifests["incremental"])
+        run_dbt(full, FULL_BUILD, work, dbt_vars, manifest=manifests["full"])
         now = _rebuilt_at(incremental)
         if built_whole:
             moved = {name for name in now if now[name] != built_whole.get(name)}
@@ -193,31 +195,31 @@ def test_models_left_out_of_a_build_catch_up_on_the_next_one(tmp_path):
         next(load)  # the first load
     manifest = parse_manifest(incremental, tmp_path)
     first, second = ({**DBT_VARS, "as_of_date": as_of} for as_of in AS_OF_DATES[:2])
-    run_dbt(incremental, ["build"], tmp_path, first, manifest=manifest)
-    run_dbt(full, ["build", "--full-refresh"], tmp_path, first, manifest=manifest)  # the same history dates
+    run_dbt(incremental, BUILD, tmp_path, first, manifest=manifest)
+    run_dbt(full, FULL_BUILD, tmp_path, first, manifest=manifest)  # the same history dates
     for load in loads:
         next(load)  # new and late events, status changes
     intermediates = ["int_experiment_journey_exposures", "int_experiment_journey_arms", "int_experiment_variants",
                      "int_experiment_slug_orders", "int_experiment_journey_days"]
-    run_dbt(incremental, ["build", "--exclude", *intermediates], tmp_path, second, manifest=manifest)
-    run_dbt(incremental, ["build"], tmp_path, second, manifest=manifest)
-    run_dbt(full, ["build", "--full-refresh"], tmp_path, second, manifest=manifest)
+    run_dbt(incremental, [*BUILD, "--exclude", *intermediates], tmp_path, second, manifest=manifest)
+    run_dbt(incremental, BUILD, tmp_path, second, manifest=manifest)
+    run_dbt(full, FULL_BUILD, tmp_path, second, manifest=manifest)
     for name in MARTS:
         relation = f"{SCHEMA}.{name}"
         assert table_rows(incremental, relation) == table_rows(full, relation), relation
 
     # The marts left out twice: once before the third load (nothing new for them), once after it.
     marts = ["--exclude", "path:models/marts"]
-    run_dbt(incremental, ["build", *marts], tmp_path, second, manifest=manifest)
+    run_dbt(incremental, [*BUILD, *marts], tmp_path, second, manifest=manifest)
     for load in loads:
         next(load)  # the late-committed event, a late journey, currency and status changes
-    run_dbt(incremental, ["build", *marts], tmp_path, second, manifest=manifest)
+    run_dbt(incremental, [*BUILD, *marts], tmp_path, second, manifest=manifest)
     with incremental.connect(read_only=True) as conn:
         replaced = conn.fetchone(
             f"select count(*) from {SCHEMA}_staging.int_experiment_journey_exposures__changes where change_sign = -1")
     assert replaced[0] > 0, "the marts had no change waiting: the catch-up would prove nothing"
-    run_dbt(incremental, ["build"], tmp_path, second, manifest=manifest)
-    run_dbt(full, ["build", "--full-refresh"], tmp_path, second, manifest=manifest)
+    run_dbt(incremental, BUILD, tmp_path, second, manifest=manifest)
+    run_dbt(full, FULL_BUILD, tmp_path, second, manifest=manifest)
     for name in MARTS:
         relation = f"{SCHEMA}.{name}"
         assert table_rows(incremental, relation) == table_rows(full, relation), relation

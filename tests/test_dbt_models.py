@@ -483,9 +483,9 @@ def test_history_rerun_replaces_its_date_and_keeps_others(duckdb_build, tmp_path
     for the same date (replaced, not duplicated) and for the current date (added)."""
     warehouse, manifest, _, _ = duckdb_build
     # Same file name: DuckDB names the database after the file, and the manifest is reused.
-    path = tmp_path / "copy" / warehouse.location.path.name
+    path = tmp_path / "copy" / warehouse.engine.path.name
     path.parent.mkdir()
-    shutil.copy(warehouse.location.path, path)
+    shutil.copy(warehouse.engine.path, path)
     copy = Warehouse(url=f"duckdb:///{path}", schema_name=SCHEMA)
     with copy.connect() as conn:
         conn.execute(f"update {SCHEMA}_raw.orders set status = 'paid' where id = 'o4'")

@@ -34,15 +34,15 @@
   coalesce(concat_ws('; ',
     case
       when {{ guardrail_failures }} > {{ max_guardrail }}
-        then 'guardrail_failures ' || cast({{ guardrail_failures }} as text) || ' > {{ max_guardrail }}'
+        then 'guardrail_failures ' || cast({{ guardrail_failures }} as {{ text_type() }}) || ' > {{ max_guardrail }}'
       when {{ guardrail_failures }} > 0
-        then 'guardrail_failures ' || cast({{ guardrail_failures }} as text)
+        then 'guardrail_failures ' || cast({{ guardrail_failures }} as {{ text_type() }})
     end,
     case
       when {{ replay_failures }} > {{ max_replay }}
-        then 'replay_failures ' || cast({{ replay_failures }} as text) || ' > {{ max_replay }}'
+        then 'replay_failures ' || cast({{ replay_failures }} as {{ text_type() }}) || ' > {{ max_replay }}'
       when {{ replay_failures }} > 0
-        then 'replay_failures ' || cast({{ replay_failures }} as text)
+        then 'replay_failures ' || cast({{ replay_failures }} as {{ text_type() }})
     end
   ), '')
 {%- endmacro %}

@@ -13,7 +13,7 @@
 
 {# ISO 4217 is three upper-case letters: a lower-case `usd` is normalised, anything else rejected. #}
 {% macro normalised_currency(alias) -%}
-  upper(trim(cast({{ alias }}.currency as text)))
+  upper(trim(cast({{ alias }}.currency as {{ text_type() }})))
 {%- endmacro %}
 
 {# An order whose money cannot be counted: a currency that is not a code, a negative total. #}

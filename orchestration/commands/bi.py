@@ -42,7 +42,8 @@ def cmd_bi(args: argparse.Namespace) -> int:
     if not superset.port_is_free(args.host, args.port):
         raise CommandError(f"{args.host}:{args.port} is in use (or not an address of this machine); "
                            "stop what listens there or pass another --port")
-    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA)
+    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA,
+                          state_url=secret(settings.STATE_DATABASE_URL))
     home = superset.BiHome(settings.data_dir / "bi")
     home.root.mkdir(parents=True, exist_ok=True)
     database_uri = bi_database_uri(settings, warehouse, home)
@@ -71,7 +72,7 @@ def cmd_bi(args: argparse.Namespace) -> int:
 
 
 def bi_source_description(warehouse: Warehouse, settings: Settings) -> str:
-    if warehouse.kind == "duckdb":
+    if warehouse.engine.embedded_file is not None:
         from resources.bi_copy import copy_path
 
         return f"the BI copy {copy_path(settings.data_dir)} (refreshes publish it; the warehouse file stays free)"
@@ -81,7 +82,7 @@ def bi_source_description(warehouse: Warehouse, settings: Settings) -> str:
 def bi_database_uri(settings: Settings, warehouse: Warehouse, home) -> str:
     """What Superset connects to: the DuckDB BI copy (published now if missing), or the PostgreSQL
     warehouse as bi_reader. Holds bi_reader's password: never print it."""
-    if warehouse.kind == "duckdb":
+    if warehouse.engine.embedded_file is not None:
         from resources.bi_copy import copy_path, publish_bi_copy
 
         copy = copy_path(settings.data_dir)
@@ -93,7 +94,7 @@ def bi_database_uri(settings: Settings, warehouse: Warehouse, home) -> str:
                 raise CommandError(f"the warehouse ({warehouse.describe()}) has no {', '.join(result.missing)} yet: "
                                    "run `pricing-ops demo` (or `pricing-ops refresh`) first")
         return f"duckdb:///{copy}"
-    if warehouse.kind != "postgres":
+    if not warehouse.engine.sql_grants:
         raise CommandError(f"`pricing-ops bi` serves a DuckDB or PostgreSQL warehouse; {warehouse.describe()} is "
                            "read through its Thrift/JDBC server (docs/deploy.md)")
     return _reader_uri(settings, warehouse, home)
@@ -118,7 +119,7 @@ def _reader_uri(settings: Settings, warehouse: Warehouse, home) -> str:
         # Our own generated password: the role logs in with it and reads exactly the marts.
         report = grant_bi_reader(warehouse, password=password)
         progress(f"{BI_READER}: SELECT on {len(report.granted)} marts, password in {home.reader_password}")
-    uri = dataclasses.replace(resolve_postgres_url(warehouse.location.dsn or ""), user=BI_READER,
+    uri = dataclasses.replace(resolve_postgres_url(warehouse.url), user=BI_READER,
                               password=password).libpq_uri()
     try:
         with psycopg.connect(uri, connect_timeout=10) as conn:
@@ -138,7 +139,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
     from assets.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR, vars_args
 
     settings = get_settings()
-    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA)
+    warehouse = Warehouse(url=settings.warehouse_url, schema_name=settings.WAREHOUSE_SCHEMA,
+                          state_url=secret(settings.STATE_DATABASE_URL))
     target = settings.data_dir / "docs"
     variables = dbt_vars(settings.GUARDRAIL_CRITICAL_GUARDRAIL_FAILURES, settings.GUARDRAIL_CRITICAL_REPLAY_FAILURES)
     progress(f"dbt docs generate --static on {warehouse.describe()} into {target}")

@@ -93,7 +93,7 @@ def warehouse_for(settings: Settings) -> Warehouse:
 
 def grant_bi_reader(warehouse: Warehouse, password: str | None = None, role: str = BI_READER) -> GrantReport:
     """Create or refresh `role` on a Postgres warehouse: SELECT on the existing marts and nothing else."""
-    if warehouse.kind != "postgres":
+    if not warehouse.engine.sql_grants:
         raise CommandError(
             f"{role} is a PostgreSQL role, and the warehouse is a {warehouse.describe()}: set WAREHOUSE_URL="
             "postgresql://... (a DuckDB file is shared read-only through file permissions instead)"

@@ -54,7 +54,7 @@ def claim_delivery(warehouse: Warehouse, kind: str, period: str, now: datetime) 
     """Take the (kind, period) row for sending; returns the attempt number, or None when the period
     was sent already or another run is sending it now."""
     table = f"{warehouse.schema}.{DELIVERIES}"
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         ensure_deliveries_table(conn, warehouse.schema)
         conn.execute(
             f"insert into {table} (kind, period, status, attempts, updated_at) "
@@ -72,7 +72,7 @@ def claim_delivery(warehouse: Warehouse, kind: str, period: str, now: datetime) 
 
 
 def delivery_row(warehouse: Warehouse, kind: str, period: str) -> dict[str, Any] | None:
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         if not conn.table_exists(warehouse.schema, DELIVERIES):
             return None
         rows = conn.fetch_dicts(
@@ -94,7 +94,7 @@ def previous_actions_until(conn: WarehouseConnection, schema: str, kind: str) ->
 def record_sent(
     warehouse: Warehouse, kind: str, period: str, sent_at: datetime, actions_until: datetime, ref: str
 ) -> None:
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         conn.execute(
             f"update {warehouse.schema}.{DELIVERIES} set status = 'sent', sent_at = :sent_at, "
             "actions_until = :until, message_ref = :ref, last_error = null, updated_at = :sent_at "
@@ -104,7 +104,7 @@ def record_sent(
 
 
 def record_failed(warehouse: Warehouse, kind: str, period: str, error: str, now: datetime) -> None:
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         conn.execute(
             f"update {warehouse.schema}.{DELIVERIES} set status = 'failed', last_error = :error, "
             "updated_at = :now where kind = :kind and period = :period",

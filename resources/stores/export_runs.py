@@ -48,7 +48,7 @@ def record_export_run(warehouse: Warehouse, record: ExportRunRecord) -> int:
         record.cursor_after.to_json().strip() if record.cursor_after else None,
         record.error,
     )
-    with warehouse.connect() as conn:
+    with warehouse.state_connect() as conn:
         ensure_export_runs(conn, warehouse.schema)
         merge(conn, warehouse.schema, EXPORT_RUNS_TABLE, [row], update=True)
         statuses = conn.fetchall(

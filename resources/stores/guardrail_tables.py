@@ -27,7 +27,7 @@ NOTIFICATIONS = "guardrail_notifications"
 # two Dagster runs apart; this lock is for what the queue does not see: a hand-run
 # `pricing-ops guardrails ...` (in-process, outside the queue) and a second host. (DuckDB already
 # allows one writing process per file.)
-_PG_LOCK_KEY = 7_245_119_301
+_LOCK_NAME = "pricing_ops.guardrails"
 
 TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
     TableSpec(
@@ -117,7 +117,7 @@ TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (
 )}
 
 
-def create_sql(schema: str, table: str, engine: str) -> str:
+def create_sql(schema: str, table: str, engine) -> str:
     """The DDL of one guardrail table (tests create the tables through this, never by hand)."""
     return TABLES[table].create_sql(schema, engine)
 
@@ -129,6 +129,5 @@ def ensure_guardrail_tables(conn: WarehouseConnection, schema: str) -> None:
 
 def begin_exclusive(warehouse: Warehouse, conn: WarehouseConnection) -> None:
     """Take the guardrail writer lock (Postgres) and make sure the tables exist."""
-    if conn.kind == "postgres":
-        conn.execute("select pg_advisory_xact_lock(:key)", {"key": _PG_LOCK_KEY})
+    conn.lock(_LOCK_NAME)
     ensure_guardrail_tables(conn, warehouse.schema)

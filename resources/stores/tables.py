@@ -1,7 +1,7 @@
 """One way to declare a state table and to write it in bulk, for every store in this package.
 
 A `TableSpec` names the table, its columns (name, kind, nullable) and its primary key; `create_sql`
-renders the DDL for either warehouse, so a test, a store and readiness all create the very same table.
+renders the DDL for the engine, so a test, a store and readiness all create the very same table.
 
 Bulk writes go through a staged relation (an Arrow table registered in DuckDB, a temp table filled
 by COPY on Postgres) merged with `insert ... on conflict`: 10,000 rows in well under a second where
@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from resources.engines.base import Engine
 from resources.warehouse import WarehouseConnection
 
-# Column kinds: (DuckDB type, PostgreSQL type, Arrow type of a staged column).
-_TYPES: dict[str, tuple[str, str, pa.DataType]] = {
-    "text": ("varchar", "text", pa.string()),
-    "int": ("integer", "integer", pa.int64()),
-    "bigint": ("bigint", "bigint", pa.int64()),
-    "ts": ("timestamptz", "timestamptz", pa.timestamp("us", tz="UTC")),
-    "double": ("double", "double precision", pa.float64()),
-    "date": ("date", "date", pa.date32()),
+# Column kinds and the Arrow type of a staged column (each engine spells the SQL type: Engine.state_type).
+_ARROW: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "int": pa.int64(),
+    "bigint": pa.int64(),
+    "ts": pa.timestamp("us", tz="UTC"),
+    "double": pa.float64(),
+    "date": pa.date32(),
 }
 
 Column = tuple[str, str, bool]  # (name, kind, nullable)
@@ -42,11 +43,10 @@ class TableSpec:
     def column_names(self) -> list[str]:
         return [name for name, _, _ in self.columns]
 
-    def create_sql(self, schema: str, engine: str) -> str:
-        """`create table if not exists` for DuckDB (`engine` "duckdb") or PostgreSQL."""
-        index = 0 if engine == "duckdb" else 1
+    def create_sql(self, schema: str, engine: Engine) -> str:
+        """`create table if not exists` in `engine`'s types (a state database: it has keys)."""
         lines = [
-            f"  {name} {_TYPES[kind][index]}{'' if nullable else ' not null'}" for name, kind, nullable in self.columns
+            f"  {name} {engine.state_type(kind)}{'' if nullable else ' not null'}" for name, kind, nullable in self.columns
         ]
         lines.append(f"  primary key ({', '.join(self.key)})")
         return f"create table if not exists {schema}.{self.name} (\n" + ",\n".join(lines) + "\n)"
@@ -56,32 +56,18 @@ def ensure_tables(conn: WarehouseConnection, schema: str, specs: Iterable[TableS
     """The schema and the tables, created when missing (cheap and idempotent)."""
     conn.execute(f"create schema if not exists {schema}")
     for spec in specs:
-        conn.execute(spec.create_sql(schema, conn.kind))
+        conn.execute(spec.create_sql(schema, conn.engine))
 
 
 def stage(conn: WarehouseConnection, name: str, columns: Sequence[Column], rows: Sequence[tuple]) -> str:
     """Make `rows` (tuples in the order of `columns`) selectable as `name` in this transaction."""
-    if conn.kind == "duckdb":
-        values = list(zip(*rows)) or [()] * len(columns)  # row tuples -> column tuples
-        arrays = [pa.array(values[i], type=_TYPES[kind][2]) for i, (_, kind, _) in enumerate(columns)]
-        conn.raw.register(name, pa.Table.from_arrays(arrays, names=[c[0] for c in columns]))
-        return name
-    ddl = ", ".join(f"{col} {_TYPES[kind][1]}" for col, kind, _ in columns)
-    conn.execute(f"create temp table {name} ({ddl}) on commit drop")
-    with (
-        conn.raw.cursor() as cur,
-        cur.copy(f"copy {name} ({', '.join(c[0] for c in columns)}) from stdin") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-    return name
+    values = list(zip(*rows)) or [()] * len(columns)  # row tuples -> column tuples
+    arrays = [pa.array(values[i], type=_ARROW[kind]) for i, (_, kind, _) in enumerate(columns)]
+    return conn.register_arrow(name, pa.Table.from_arrays(arrays, names=[c[0] for c in columns]))
 
 
 def unstage(conn: WarehouseConnection, name: str) -> None:
-    if conn.kind == "duckdb":
-        conn.raw.unregister(name)
-    else:
-        conn.execute(f"drop table if exists {name}")
+    conn.unregister_arrow(name)
 
 
 def merge(conn: WarehouseConnection, schema: str, spec: TableSpec, rows: Sequence[tuple], update: bool) -> None:

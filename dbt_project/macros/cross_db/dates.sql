@@ -103,7 +103,7 @@
 
 {# A timestamptz literal from ISO text with an offset or Z: the same instant on both engines. #}
 {% macro instant_literal(text) -%}
-  cast('{{ text }}' as timestamptz)
+  cast('{{ text }}' as {{ instant_type() }})
 {%- endmacro %}
 
 {# An instant as ISO text in UTC with microseconds and Z, whatever the session's time zone (a

@@ -26,6 +26,10 @@
   {%- if key not in keys -%}
     {{ exceptions.raise_compiler_error("json_field: '" ~ key ~ "' is not one of " ~ keys) }}
   {%- endif -%}
+  {{ return(adapter.dispatch('json_field', 'pricing_ops')(fields_expr, keys, key)) }}
+{%- endmacro %}
+
+{% macro default__json_field(fields_expr, keys, key) -%}
   {{ fields_expr }}[{{ keys.index(key) + 1 }}]
 {%- endmacro %}
 
@@ -77,6 +81,10 @@
 
 {# A JSON value serialised as text (for people reading the rejects table). #}
 {% macro json_to_text(json_expr) -%}
+  {{ return(adapter.dispatch('json_to_text', 'pricing_ops')(json_expr)) }}
+{%- endmacro %}
+
+{% macro default__json_to_text(json_expr) -%}
   cast({{ json_expr }} as text)
 {%- endmacro %}
 

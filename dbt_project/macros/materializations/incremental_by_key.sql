@@ -158,6 +158,11 @@
   {%- if not execute -%}
     {{ return(plan) }}
   {%- endif -%}
+  {%- set plans = incremental_invocation_cache().plans -%}
+  {%- if model.unique_id in plans -%}
+    {{ return(plans[model.unique_id]) }}
+  {%- endif -%}
+  {%- do plans.update({model.unique_id: plan}) -%}
   {%- set relation = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
   {%- set has_state = incremental_state_exists() -%}
   {#- The upstreams' rows too when this table is new: the watermark records how they were built. -#}
@@ -172,6 +177,7 @@
       {%- do rebuilt.append(upstream.name) -%}
     {%- endif -%}
   {%- endfor -%}
+  {%- set missing = missing_declared_columns(relation) if state and relation is not none and relation.type == 'table' else [] -%}
   {%- if relation is none -%}
     {%- do plan.update({'reason': 'no table yet'}) -%}
   {%- elif relation.type != 'table' -%}
@@ -182,9 +188,9 @@
     {%- do plan.update({'full': false}) -%}
   {%- elif not state -%}
     {%- do plan.update({'reason': 'no incremental state recorded for it'}) -%}
-  {%- elif missing_declared_columns(relation) -%}
+  {%- elif missing -%}
     {#- A table built before a column was added (a warehouse of an older release). -#}
-    {%- do plan.update({'reason': 'its table lacks ' ~ missing_declared_columns(relation) | join(', ')}) -%}
+    {%- do plan.update({'reason': 'its table lacks ' ~ missing | join(', ')}) -%}
   {%- elif state.checksum != model.checksum.checksum -%}
     {%- do plan.update({'reason': 'its SQL changed'}) -%}
   {%- elif uses_as_of and state.as_of_date != as_of_date_text() -%}
@@ -195,6 +201,20 @@
     {%- do plan.update({'full': false}) -%}
   {%- endif -%}
   {{ return(plan) }}
+{%- endmacro %}
+
+
+{# What this dbt invocation already asked: {'plans': {model unique_id: plan}, 'state_exists': bool}.
+   A model's plan is made once (its compiled SQL and its materialization ask for it several times,
+   and each answer costs catalog and state queries, each a job of its own on Spark). Kept in the
+   invocation's graph, keyed by the invocation: a dbt runner may reuse one manifest. #}
+{% macro incremental_invocation_cache() -%}
+  {%- set cache = graph.get('pricing_ops_incremental') -%}
+  {%- if cache is none or cache.invocation_id != invocation_id -%}
+    {%- set cache = {'invocation_id': invocation_id, 'plans': {}, 'state_exists': false} -%}
+    {%- do graph.update({'pricing_ops_incremental': cache}) -%}
+  {%- endif -%}
+  {{ return(cache) }}
 {%- endmacro %}
 
 

@@ -55,8 +55,17 @@
 
 
 {# Whether the state table exists. Asked of the database: on-run-start creates it after dbt cached
-   the schemas' relations, so the cache of a run on a new warehouse does not know it. #}
+   the schemas' relations, so the cache of a run on a new warehouse does not know it. Once it
+   exists, it is not asked again in the invocation. #}
 {% macro incremental_state_exists() -%}
+  {%- set cache = incremental_invocation_cache() -%}
+  {%- if not cache.state_exists -%}
+    {%- do cache.update({'state_exists': adapter.dispatch('incremental_state_exists', 'pricing_ops')()}) -%}
+  {%- endif -%}
+  {{ return(cache.state_exists) }}
+{%- endmacro %}
+
+{% macro default__incremental_state_exists() -%}
   {%- set relation = incremental_state_relation() -%}
   {%- set found = run_query("select count(*) from information_schema.tables where table_schema = '"
                             ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'") -%}
@@ -70,7 +79,7 @@
   {%- set relation = incremental_state_relation() -%}
   {%- set sql -%}
     select model_name, checksum, {{ utc_instant_text('rebuilt_at') }} as rebuilt_at, watermark,
-           cast(as_of_date as text) as as_of_date, {{ utc_instant_text('built_at') }} as built_at, inputs,
+           cast(as_of_date as {{ text_type() }}) as as_of_date, {{ utc_instant_text('built_at') }} as built_at, inputs,
            invocation_id
     from {{ relation }}
     {%- if names is not none %}
@@ -118,11 +127,11 @@
 {%- endmacro %}
 
 {% macro _state_text(value) -%}
-  {%- if value is none or value == '' -%} cast(null as text) {%- else -%} '{{ value | string | replace("'", "''") }}' {%- endif -%}
+  {%- if value is none or value == '' -%} cast(null as {{ text_type() }}) {%- else -%} '{{ value | string | replace("'", "''") }}' {%- endif -%}
 {%- endmacro %}
 
 {% macro _state_instant(value) -%}
-  {%- if value is none or value == '' -%} cast(null as timestamptz) {%- else -%} {{ instant_literal(value) }} {%- endif -%}
+  {%- if value is none or value == '' -%} cast(null as {{ instant_type() }}) {%- else -%} {{ instant_literal(value) }} {%- endif -%}
 {%- endmacro %}
 
 {% macro _state_date(value) -%}

@@ -10,13 +10,13 @@
 {{ config(materialized='incremental_by_key', unique_key='journey_id') }}
 
 select
-    cast(exposed.slug as text) as slug,
-    cast(exposed.journey_id as text) as journey_id,
-    cast(exposed.first_variant_key as text) as first_variant_key,
+    cast(exposed.slug as {{ text_type() }}) as slug,
+    cast(exposed.journey_id as {{ text_type() }}) as journey_id,
+    cast(exposed.first_variant_key as {{ text_type() }}) as first_variant_key,
     -- The first other variant key seen by the end of the as-of date.
     coalesce(exposed.other_variant_first_at < {{ utc_day_start(as_of_date() ~ ' + 1') }}, false) as is_multiple_exposure,
-    cast(exposed.order_id as text) as order_id,
-    cast(exposed.order_currency as text) as order_currency,
+    cast(exposed.order_id as {{ text_type() }}) as order_id,
+    cast(exposed.order_currency as {{ text_type() }}) as order_currency,
     exposed.is_booked,
     exposed.order_total,
     exposed.loyalty_projection_points,

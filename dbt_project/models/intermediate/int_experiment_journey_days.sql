@@ -14,9 +14,9 @@ with exposures as (
 )
 
 select
-    cast(exposures.slug as text) as slug,
+    cast(exposures.slug as {{ text_type() }}) as slug,
     cast(exposures.activity_date as date) as activity_date,
-    cast(exposures.journey_id as text) as journey_id,
+    cast(exposures.journey_id as {{ text_type() }}) as journey_id,
     cast(count(*) as bigint) as exposure_count,
     bool_or(journey_state.journey_id is not null) as journey_known,
     {{ run_clock() }} as changed_at

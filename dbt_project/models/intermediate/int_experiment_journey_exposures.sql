@@ -52,20 +52,20 @@ other_variants as (
 )
 
 select
-    cast(journey_exposures.slug as text) as slug,
-    cast(journey_exposures.journey_id as text) as journey_id,
+    cast(journey_exposures.slug as {{ text_type() }}) as slug,
+    cast(journey_exposures.journey_id as {{ text_type() }}) as journey_id,
     cast(journey_exposures.exposure_count as bigint) as exposure_count,
-    cast(journey_exposures.first_exposure_at as timestamptz) as first_exposure_at,
-    cast(journey_exposures.last_exposure_at as timestamptz) as last_exposure_at,
-    cast(journey_exposures.first_variant_key as text) as first_variant_key,
-    cast(journey_exposures.latest_variant_key as text) as latest_variant_key,
-    cast(other_variants.other_variant_first_at as timestamptz) as other_variant_first_at,
+    cast(journey_exposures.first_exposure_at as {{ instant_type() }}) as first_exposure_at,
+    cast(journey_exposures.last_exposure_at as {{ instant_type() }}) as last_exposure_at,
+    cast(journey_exposures.first_variant_key as {{ text_type() }}) as first_variant_key,
+    cast(journey_exposures.latest_variant_key as {{ text_type() }}) as latest_variant_key,
+    cast(other_variants.other_variant_first_at as {{ instant_type() }}) as other_variant_first_at,
     -- An exposure whose journey is not in the warehouse (a dirty row, or one not loaded yet) is no journey.
     journey_state.journey_id is not null as journey_known,
-    cast(journey_state.journey_status as text) as journey_status,
+    cast(journey_state.journey_status as {{ text_type() }}) as journey_status,
     -- The order's columns only once the order is in the warehouse too.
-    cast(case when journey_state.order_status is not null then journey_state.order_id end as text) as order_id,
-    cast(journey_state.order_currency as text) as order_currency,
+    cast(case when journey_state.order_status is not null then journey_state.order_id end as {{ text_type() }}) as order_id,
+    cast(journey_state.order_currency as {{ text_type() }}) as order_currency,
     coalesce(journey_state.is_booked, false) as is_booked,
     journey_state.order_total,
     journey_state.loyalty_projection_points,

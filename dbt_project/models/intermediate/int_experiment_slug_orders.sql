@@ -11,14 +11,14 @@
 ) }}
 
 select
-    cast(slug as text) as slug,
-    cast(order_id as text) as order_id,
-    cast(order_currency as text) as order_currency,
+    cast(slug as {{ text_type() }}) as slug,
+    cast(order_id as {{ text_type() }}) as order_id,
+    cast(order_currency as {{ text_type() }}) as order_currency,
     bool_or(is_booked) as is_booked,
     cast(max(order_total) as numeric(12, 2)) as order_total,
     cast(max(loyalty_projection_points) as integer) as loyalty_projection_points,
     cast(count(*) as bigint) as journey_count,
-    cast(max(last_exposure_at) as timestamptz) as last_activity,
+    cast(max(last_exposure_at) as {{ instant_type() }}) as last_activity,
     {{ run_clock() }} as changed_at
 from {{ ref('int_experiment_journey_exposures') }}
 where order_id is not null

@@ -59,12 +59,12 @@ latest_names as (
 )
 
 select
-    cast(variants.slug as text) as slug,
-    cast(variants.variant_key as text) as variant_key,
+    cast(variants.slug as {{ text_type() }}) as slug,
+    cast(variants.variant_key as {{ text_type() }}) as variant_key,
     cast(variants.is_control as boolean) as is_control,
-    cast(variants.first_exposure_at as timestamptz) as first_exposure_at,
-    cast(latest_names.variant_name as text) as variant_name,
-    cast(latest_names.variant_named_at as timestamptz) as variant_named_at,
+    cast(variants.first_exposure_at as {{ instant_type() }}) as first_exposure_at,
+    cast(latest_names.variant_name as {{ text_type() }}) as variant_name,
+    cast(latest_names.variant_named_at as {{ instant_type() }}) as variant_named_at,
     cast(latest_names.variant_named_event_id as bigint) as variant_named_event_id,
     {{ run_clock() }} as changed_at
 from variants

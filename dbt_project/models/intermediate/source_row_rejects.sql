@@ -6,7 +6,7 @@ with telemetry_rejects as (
 
     select
         'provider_guardrail_telemetry' as source_table,
-        cast(telemetry.id as text) as row_id,
+        cast(telemetry.id as {{ text_type() }}) as row_id,
         {{ telemetry_reject_reason('telemetry') }} as reason,
         telemetry.recorded_at as row_instant
     from {{ source('raw', 'provider_guardrail_telemetry') }} as telemetry
@@ -18,7 +18,7 @@ order_rejects as (
 
     select
         'orders' as source_table,
-        cast(orders.id as text) as row_id,
+        cast(orders.id as {{ text_type() }}) as row_id,
         {{ order_reject_reason('orders') }} as reason,
         orders.updated_at as row_instant
     from {{ source('raw', 'orders') }} as orders
@@ -32,7 +32,7 @@ events_without_journey as (
 
     select
         'onboarding_journey_events' as source_table,
-        cast(events.event_id as text) as row_id,
+        cast(events.event_id as {{ text_type() }}) as row_id,
         'journey_missing' as reason,
         events.recorded_at as row_instant
     from {{ ref('int_events_without_journey') }} as events

@@ -78,13 +78,13 @@ latest_activity as (
 )
 
 select
-    cast(group_totals.slug as text) as slug,
-    cast(group_totals.order_currency as text) as order_currency,
+    cast(group_totals.slug as {{ text_type() }}) as slug,
+    cast(group_totals.order_currency as {{ text_type() }}) as order_currency,
     cast(group_totals.order_total as numeric(38, 2)) as order_total,
     cast(group_totals.order_count as bigint) as order_count,
     cast(group_totals.journey_count as bigint) as journey_count,
     cast(group_totals.loyalty_points as bigint) as loyalty_points,
-    cast(latest_activity.last_activity as timestamptz) as last_activity
+    cast(latest_activity.last_activity as {{ instant_type() }}) as last_activity
 from group_totals
 inner join latest_activity
     on group_totals.slug = latest_activity.slug

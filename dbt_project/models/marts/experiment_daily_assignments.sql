@@ -77,7 +77,7 @@ spine as (
 )
 
 select
-    cast(spine.slug as text) as slug,
+    cast(spine.slug as {{ text_type() }}) as slug,
     cast(spine.activity_date as date) as activity_date,
     cast(coalesce(daily_counts.exposure_count, 0) as bigint) as exposure_count,
     cast(coalesce(daily_counts.journey_count, 0) as bigint) as journey_count

@@ -61,12 +61,12 @@ slug_variants as (
 )
 
 select
-    cast(journey_totals.slug as text) as slug,
+    cast(journey_totals.slug as {{ text_type() }}) as slug,
     cast(journey_totals.journey_count as bigint) as journey_count,
     cast(slug_variants.variant_count as bigint) as variant_count,
     cast(journey_totals.exposure_count as bigint) as exposure_count,
-    cast(journey_totals.first_exposure_at as timestamptz) as first_exposure_at,
-    cast(journey_totals.last_exposure_at as timestamptz) as last_exposure_at
+    cast(journey_totals.first_exposure_at as {{ instant_type() }}) as first_exposure_at,
+    cast(journey_totals.last_exposure_at as {{ instant_type() }}) as last_exposure_at
 from journey_totals
 inner join slug_variants
     on journey_totals.slug = slug_variants.slug

@@ -64,9 +64,9 @@ variants as (
 )
 
 select
-    cast(variants.slug as text) as slug,
-    cast(variants.variant_key as text) as variant_key,
-    cast(variants.variant_name as text) as variant_name,
+    cast(variants.slug as {{ text_type() }}) as slug,
+    cast(variants.variant_key as {{ text_type() }}) as variant_key,
+    cast(variants.variant_name as {{ text_type() }}) as variant_name,
     cast(variants.is_control as boolean) as is_control,
     cast(coalesce(journeys_per_current_variant.journey_count, 0) as bigint) as journey_count,
     cast(coalesce(journeys_per_current_variant.active_journeys, 0) as bigint) as active_journeys,

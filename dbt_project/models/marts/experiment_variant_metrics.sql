@@ -160,7 +160,7 @@ slug_currencies as (
         arms.slug,
         arms.variant_key,
         '{{ metric }}' as metric,
-        cast(null as text) as currency,
+        cast(null as {{ text_type() }}) as currency,
         coalesce(arm_totals.journeys, 0) as journeys,
         coalesce(arm_totals.conversions, 0) as booked_journeys,
         cast(coalesce(arm_totals.{{ total }}, 0) as numeric(38, 2)) as total,
@@ -205,10 +205,10 @@ metric_rows as (
 )
 
 select
-    cast(slug as text) as slug,
-    cast(variant_key as text) as variant_key,
-    cast(metric as text) as metric,
-    cast(currency as text) as currency,
+    cast(slug as {{ text_type() }}) as slug,
+    cast(variant_key as {{ text_type() }}) as variant_key,
+    cast(metric as {{ text_type() }}) as metric,
+    cast(currency as {{ text_type() }}) as currency,
     cast(journeys as bigint) as journeys,
     cast(booked_journeys as bigint) as booked_journeys,
     cast(total as numeric(38, 2)) as total,

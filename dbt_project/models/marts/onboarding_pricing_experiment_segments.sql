@@ -25,24 +25,24 @@ journey_state as (
 
 select
     cast(exposures.event_id as bigint) as event_id,
-    cast(exposures.journey_id as text) as journey_id,
-    cast(journey_state.order_id as text) as order_id,
-    cast(journey_state.order_number as text) as order_number,
-    cast(exposures.slug as text) as slug,
-    cast(exposures.variant_key as text) as variant_key,
-    cast(exposures.variant_name as text) as variant_name,
+    cast(exposures.journey_id as {{ text_type() }}) as journey_id,
+    cast(journey_state.order_id as {{ text_type() }}) as order_id,
+    cast(journey_state.order_number as {{ text_type() }}) as order_number,
+    cast(exposures.slug as {{ text_type() }}) as slug,
+    cast(exposures.variant_key as {{ text_type() }}) as variant_key,
+    cast(exposures.variant_name as {{ text_type() }}) as variant_name,
     cast(exposures.is_control as boolean) as is_control,
-    cast(exposures.assignment_strategy as text) as assignment_strategy,
-    cast(exposures.feature_flag_key as text) as feature_flag_key,
-    cast(exposures.surface as text) as surface,
-    cast(journey_state.journey_status as text) as journey_status,
-    cast(journey_state.order_status as text) as order_status,
+    cast(exposures.assignment_strategy as {{ text_type() }}) as assignment_strategy,
+    cast(exposures.feature_flag_key as {{ text_type() }}) as feature_flag_key,
+    cast(exposures.surface as {{ text_type() }}) as surface,
+    cast(journey_state.journey_status as {{ text_type() }}) as journey_status,
+    cast(journey_state.order_status as {{ text_type() }}) as order_status,
     cast(journey_state.order_total as numeric(12, 2)) as order_total,
-    cast(journey_state.order_currency as text) as order_currency,
+    cast(journey_state.order_currency as {{ text_type() }}) as order_currency,
     cast(journey_state.loyalty_projection_points as integer) as loyalty_projection_points,
-    cast(exposures.recorded_at as timestamptz) as recorded_at,
-    cast(exposures.ingested_at as timestamptz) as ingested_at,
-    cast(exposures.loaded_at as timestamptz) as loaded_at
+    cast(exposures.recorded_at as {{ instant_type() }}) as recorded_at,
+    cast(exposures.ingested_at as {{ instant_type() }}) as ingested_at,
+    cast(exposures.loaded_at as {{ instant_type() }}) as loaded_at
 from exposures
 left join journey_state
     on exposures.journey_id = journey_state.journey_id

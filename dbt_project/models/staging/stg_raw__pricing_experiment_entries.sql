@@ -22,8 +22,12 @@ with segment_events as (
         loaded_at,
         {{ json_kind('payload') }} as payload_kind,
         {{ json_get_fields('payload', payload_keys) }} as payload_fields
-    from {{ new_rows(ref('stg_raw__onboarding_journey_events')) }} as events
-    where event_type = 'pricing_experiment_segment'
+    from (
+        -- json_value: the engine's JSON value as is, Spark's JSON text parsed into a VARIANT.
+        select event_id, journey_id, {{ json_value('payload') }} as payload, recorded_at, ingested_at, loaded_at
+        from {{ new_rows(ref('stg_raw__onboarding_journey_events')) }} as new_events
+        where event_type = 'pricing_experiment_segment'
+    ) as events
 
 ),
 
@@ -81,12 +85,12 @@ event_rejects as (
             else {{ json_to_text('experiments') }}
         end as entry,
         event_reason as reason,
-        cast(null as text) as slug,
-        cast(null as text) as variant_key,
-        cast(null as text) as variant_name,
+        cast(null as {{ text_type() }}) as slug,
+        cast(null as {{ text_type() }}) as variant_key,
+        cast(null as {{ text_type() }}) as variant_name,
         false as is_control,
-        cast(null as text) as assignment_strategy,
-        cast(null as text) as feature_flag_key,
+        cast(null as {{ text_type() }}) as assignment_strategy,
+        cast(null as {{ text_type() }}) as feature_flag_key,
         surface,
         recorded_at,
         ingested_at,

@@ -2,9 +2,9 @@
     becomes a provider's latest window (listed in source_row_rejects). -#}
 select
     id as telemetry_id,
-    cast(provider_id as text) as provider_id,
-    cast(experiment_slug as text) as experiment_slug,
-    cast(variant_key as text) as variant_key,
+    cast(provider_id as {{ text_type() }}) as provider_id,
+    cast(experiment_slug as {{ text_type() }}) as experiment_slug,
+    cast(variant_key as {{ text_type() }}) as variant_key,
     window_start,
     window_end,
     guardrail_checks,
