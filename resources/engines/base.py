@@ -10,10 +10,11 @@ an identifier and spell a type, the SQL of the export's row format, and the dbt 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +23,29 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from models.source_tables import LOADED_AT, Column, SourceTable, raw_columns
+from resources.interrupts import cancel_on_signal
 
 PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@contextmanager
+def one_transaction(raw: Any, interrupt: Callable[[], Any], begin: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """A transactional connection's life around the caller's statements: `begin` (session settings,
+    BEGIN), then the statements, then commit; on any failure a rollback and the cause re-raised (the
+    connection may already be gone); closed whatever happens. A stop signal calls `interrupt`, which
+    ends the statement in flight (a blocked scan, a lock wait) and so rolls the transaction back:
+    nothing half-written."""
+    try:
+        begin()
+        with cancel_on_signal(interrupt):
+            yield
+        raw.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            raw.rollback()
+        raise
+    finally:
+        raw.close()
 
 
 @dataclass(frozen=True)

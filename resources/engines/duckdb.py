@@ -22,10 +22,10 @@ from resources.engines.base import (
     RawLoad,
     WarehouseConnection,
     insert_new_sql,
+    one_transaction,
     translate_placeholders,
 )
 from resources.engines.sql_merge import merge_latest
-from resources.interrupts import cancel_on_signal
 
 # DuckDB buffer cap while streaming an append-only table in (see DuckDBEngine.load_raw).
 STREAMING_APPEND_MEMORY_LIMIT = "128MB"
@@ -137,24 +137,17 @@ class DuckDBEngine(Engine):
         wait = self.tuning.duckdb_lock_wait_seconds if timeout_s is None else timeout_s
         raw = _connect_retrying(self.path, read_only, wait)
         conn = DuckDBConnection(self, raw)
-        try:
+
+        def begin() -> None:
             conn.set_duckdb("TimeZone", "UTC")
             # DuckDB's default is 80% of RAM; bounded, it spills instead.
             conn.set_duckdb("memory_limit", self.tuning.duckdb_memory_limit)
             # Its progress bar draws on stdout for queries over 2 s: stdout is for results.
             conn.set_duckdb("enable_progress_bar", "false")
             raw.execute("begin transaction")
-            # A stop signal interrupts the statement in flight (a blocked scan), which rolls the
-            # transaction back: nothing half-written.
-            with cancel_on_signal(raw.interrupt):
-                yield conn
-            raw.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):  # the connection may already be gone; the cause is re-raised
-                raw.rollback()
-            raise
-        finally:
-            raw.close()
+
+        with one_transaction(raw, raw.interrupt, begin):
+            yield conn
 
     def dbt_env(self, schema: str) -> dict[str, str]:
         return {"PRICING_OPS_WAREHOUSE_SCHEMA": schema, "PRICING_OPS_DBT_TARGET": "duckdb",

@@ -8,7 +8,6 @@ caller's transaction. Sessions are pinned to UTC; the SQL converts instants expl
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from resources.engines.base import (
     RawLoad,
     WarehouseConnection,
     insert_new_sql,
+    one_transaction,
     translate_placeholders,
 )
 from resources.engines.sql_merge import merge_latest
@@ -159,18 +159,8 @@ class PostgresEngine(Engine):
                 self.dsn, autocommit=False, connect_timeout=max(1, math.ceil(timeout_s)),
                 options=f"-c TimeZone=UTC -c statement_timeout={ms} -c lock_timeout={max(1, ms * 9 // 10)}",
             )
-        try:
-            # A stop signal interrupts the statement in flight (a wait on a lock), which rolls the
-            # transaction back: nothing half-written.
-            with cancel_on_signal(partial(raw.cancel_safe, timeout=CANCEL_TIMEOUT_S)):
-                yield PostgresConnection(self, raw)
-            raw.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):  # the connection may already be gone; the cause is re-raised
-                raw.rollback()
-            raise
-        finally:
-            raw.close()
+        with one_transaction(raw, partial(raw.cancel_safe, timeout=CANCEL_TIMEOUT_S)):
+            yield PostgresConnection(self, raw)
 
     def dbt_env(self, schema: str) -> dict[str, str]:
         env = {"PRICING_OPS_WAREHOUSE_SCHEMA": schema, "PRICING_OPS_DBT_TARGET": "postgres"}
