@@ -121,13 +121,13 @@ class WarehouseConnection(ABC):
         """Take `name` for the rest of the session if free (True), else False at once."""
         return True
 
+    @abstractmethod
     def register_arrow(self, name: str, table: pa.Table) -> str:
         """Make an Arrow table selectable as `name` in this transaction; returns the name to select
         from (`unregister_arrow` when done)."""
-        raise NotImplementedError
 
-    def unregister_arrow(self, name: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def unregister_arrow(self, name: str) -> None: ...
 
 
 class Engine(ABC):
@@ -184,9 +184,9 @@ class Engine(ABC):
     def column_type(cls, column: Column) -> str:
         """A source-table column's type in this engine."""
 
+    @abstractmethod
     def state_type(self, kind: str) -> str:
         """A state-table column kind (resources/stores/tables.py) in this engine."""
-        raise NotImplementedError(f"{self.name} holds no state tables")
 
     @classmethod
     def create_table_sql(cls, table: SourceTable, qualified_name: str, raw: bool = False) -> str:
@@ -254,9 +254,9 @@ class Engine(ABC):
     def quantiles_sql(self, column: str, fractions: list[float]) -> str:
         """An aggregate giving the discrete quantiles of `column` as one list."""
 
+    @abstractmethod
     def row_checksum_sql(self, columns: list[str]) -> str:
         """An integer hash of a row's columns, summed to tell whether a table changed."""
-        raise NotImplementedError
 
     def add_missing_columns(self, conn: WarehouseConnection, qualified: str, columns: list[tuple[str, str]]) -> None:
         """Columns (name, type) a table made by an earlier version lacks, added (null)."""
